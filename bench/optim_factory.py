@@ -1,0 +1,56 @@
+"""Build the optimizer a config names: ``optim.class_name`` from ``optimizers`` with ``optim.hparams``.
+
+Parameter groups: ``optim.no_weight_decay`` lists parameter kinds (``bn``, ``bias``) that get
+weight decay 0 in a second group; by default every parameter decays (coupled L2, as the AdaS code).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+import optimizers
+from bench.errors import BenchError
+
+NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
+
+
+def optimizer_class(name: str, class_name: str) -> type[torch.optim.Optimizer]:
+    """The class ``optimizers.<class_name>``, or a clear error if it does not exist yet."""
+    cls = getattr(optimizers, class_name, None)
+    if cls is None:
+        raise BenchError(
+            f"optimizer {name} is not available yet (optimizers.{class_name} is not implemented in this "
+            f"version); pick another with optim=<name>, e.g. optim=sgd"
+        )
+    return cls
+
+
+def _kind(module: nn.Module, param_name: str) -> str:
+    if isinstance(module, NORM_TYPES):
+        return "bn"
+    return "bias" if param_name == "bias" else "weight"
+
+
+def parameter_groups(model: nn.Module, no_weight_decay: list[str]) -> list[dict[str, Any]]:
+    """One group of all trainable parameters, or two when some kinds are exempt from weight decay."""
+    decay, exempt = [], []
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            if param.requires_grad:
+                (exempt if _kind(module, name) in no_weight_decay else decay).append(param)
+    if not exempt:
+        return [{"params": decay}]
+    return [{"params": decay}, {"params": exempt, "weight_decay": 0.0}]
+
+
+def build_optimizer(model: nn.Module, optim_cfg: dict[str, Any]) -> torch.optim.Optimizer:
+    """Instantiate the configured optimizer on ``model``'s parameters."""
+    name = optim_cfg["name"]
+    cls = optimizer_class(name, optim_cfg["class_name"])
+    groups = parameter_groups(model, list(optim_cfg.get("no_weight_decay", [])))
+    try:
+        return cls(groups, **optim_cfg["hparams"])
+    except (TypeError, ValueError) as exc:
+        raise BenchError(f"optimizer {name}: invalid hyper-parameters ({exc}); see conf/optim/{name}.yaml") from exc

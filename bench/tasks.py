@@ -1,0 +1,46 @@
+"""What a training step optimises and what an evaluation measures, per kind of workload.
+
+The trainer is workload-agnostic; a task turns a batch into a loss and into metrics. Image
+classification is the workload of all five papers' main tables; SimCLR and fine-tuning plug in here.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import Tensor, nn
+
+
+class Task(Protocol):
+    def loss(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Mean loss of a batch and per-batch metric *sums* (as tensors, not synchronised)."""
+        ...
+
+    def eval_sums(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> dict[str, Tensor]:
+        """Metric sums over an evaluation batch (loss included)."""
+        ...
+
+
+def _topk_correct(logits: Tensor, targets: Tensor, ks: tuple[int, ...]) -> dict[str, Tensor]:
+    k_max = min(max(ks), logits.shape[1])
+    top = logits.topk(k_max, dim=1).indices
+    hits = top == targets[:, None]
+    return {f"acc{k}": hits[:, :min(k, k_max)].any(dim=1).sum() for k in ks}
+
+
+class Classification:
+    """Cross-entropy classification; reports top-1 (train) and top-1/top-5 (test) accuracy."""
+
+    def loss(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        logits = model(inputs)
+        loss = nn.functional.cross_entropy(logits, targets)
+        sums = _topk_correct(logits.detach(), targets, (1,))
+        sums["loss"] = loss.detach().float() * len(targets)
+        return loss, sums
+
+    @torch.no_grad()
+    def eval_sums(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> dict[str, Tensor]:
+        logits = model(inputs)
+        sums = _topk_correct(logits, targets, (1, 5))
+        sums["loss"] = nn.functional.cross_entropy(logits.float(), targets, reduction="sum")
+        return sums
