@@ -21,7 +21,7 @@ from bench.identity import config_hash, protocol_summary, run_id
 from bench.optim_factory import build_optimizer, optimizer_class
 from bench.records import ResultsStore
 from bench.schedules import build_schedule
-from bench.tasks import Classification
+from bench.tasks import build_task
 from bench.trainer import Trainer, TrainState, pick_device, seed_everything, set_deterministic
 from bench.validate import validate
 from models import create_model
@@ -131,13 +131,12 @@ def execute(cfg: dict[str, Any], sweep: bool = False) -> Outcome:
             logger = WandbLogger(dict(cfg["logger"]["wandb"]), rid, cfg)
 
         def log_epoch(row: dict[str, Any]) -> None:
-            log.info("epoch %d/%d  train_loss %.4f  train_acc1 %.2f  test_loss %.4f  test_acc1 %.2f  test_acc5 %.2f  (%.1fs)",
-                     row["epoch"], cfg["trainer"]["epochs"], row["train_loss"], row["train_acc1"], row["test_loss"],
-                     row["test_acc1"], row["test_acc5"], row["epoch_time_s"])
+            metrics = "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k.startswith(("train_", "test_")))
+            log.info("epoch %d/%d  %s  (%.1fs)", row["epoch"], cfg["trainer"]["epochs"], metrics, row["epoch_time_s"])
             if logger:
                 logger.log(row)
 
-        trainer = Trainer(model, optimizer, schedule, Classification(), train_loader, test_loader, device=device,
+        trainer = Trainer(model, optimizer, schedule, build_task(ds.get("task", "classification")), train_loader, test_loader, device=device,
                           seed=cfg["seed"], amp=cfg["trainer"]["amp"], progress=cfg["trainer"]["progress"],
                           divergence_check_every=cfg["trainer"]["divergence_check_every"],
                           on_epoch_end=save_checkpoint, log_epoch=log_epoch)

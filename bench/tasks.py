@@ -12,12 +12,15 @@ from torch import Tensor, nn
 
 
 class Task(Protocol):
+    """Metric sums are per-example sums (tensors, not synchronised); the trainer divides them by the
+    number of examples and stores them as ``train_<key>`` / ``test_<key>`` in the history."""
+
     def loss(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """Mean loss of a batch and per-batch metric *sums* (as tensors, not synchronised)."""
+        """Mean loss of a batch, and metric sums over it (``loss`` included)."""
         ...
 
     def eval_sums(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> dict[str, Tensor]:
-        """Metric sums over an evaluation batch (loss included)."""
+        """Metric sums over an evaluation batch (``loss`` included)."""
         ...
 
 
@@ -25,7 +28,7 @@ def _topk_correct(logits: Tensor, targets: Tensor, ks: tuple[int, ...]) -> dict[
     k_max = min(max(ks), logits.shape[1])
     top = logits.topk(k_max, dim=1).indices
     hits = top == targets[:, None]
-    return {f"acc{k}": hits[:, :min(k, k_max)].any(dim=1).sum() for k in ks}
+    return {f"acc{k}": 100.0 * hits[:, :min(k, k_max)].any(dim=1).sum() for k in ks}  # sums of percent
 
 
 class Classification:
@@ -44,3 +47,11 @@ class Classification:
         sums = _topk_correct(logits, targets, (1, 5))
         sums["loss"] = nn.functional.cross_entropy(logits.float(), targets, reduction="sum")
         return sums
+
+
+TASKS: dict[str, type] = {"classification": Classification}
+
+
+def build_task(name: str) -> Task:
+    """The task called ``name`` (``dataset.task`` in the config)."""
+    return TASKS[name]()

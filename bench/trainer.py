@@ -65,6 +65,10 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _means(sums: dict[str, torch.Tensor], n: int, prefix: str) -> dict[str, float]:
+    return {f"{prefix}_{key}": float(value) / n for key, value in sums.items()}
+
+
 def _hooks(obj: object, name: str) -> Callable[..., Any] | None:
     return getattr(obj, name, None) if callable(getattr(obj, name, None)) else None
 
@@ -134,8 +138,7 @@ class Trainer:
                 batches.set_postfix(loss=f"{value:.4f}", refresh=False)
             if state.step == self.kill_at_step:
                 os.kill(os.getpid(), signal.SIGKILL)
-        n = self.train_loader.num_examples if not self.train_loader.drop_last else len(self.train_loader) * self.train_loader.batch_size
-        return {"train_loss": float(sums["loss"]) / n, "train_acc1": 100.0 * float(sums["acc1"]) / n}
+        return _means(sums, self.train_loader.examples_per_epoch, "train")
 
     def _step(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         self.optimizer.zero_grad(set_to_none=True)
@@ -165,13 +168,11 @@ class Trainer:
 
     # -------------------------------------------------------------- evaluation
     def evaluate(self) -> dict[str, float]:
-        """Test loss and top-1/top-5 accuracy (%) over the whole test loader."""
+        """Mean test metrics (loss, and for classification top-1/top-5 accuracy in %)."""
         self.model.eval()
         sums: dict[str, torch.Tensor] = {}
         with torch.no_grad(), torch.autocast(**self.autocast):
             for inputs, targets in self.test_loader.epoch(0):
                 for key, value in self.task.eval_sums(self.model, inputs, targets).items():
                     sums[key] = sums.get(key, 0) + value
-        n = self.test_loader.num_examples
-        return {"test_loss": float(sums["loss"]) / n, "test_acc1": 100.0 * float(sums["acc1"]) / n,
-                "test_acc5": 100.0 * float(sums["acc5"]) / n}
+        return _means(sums, self.test_loader.examples_per_epoch, "test")

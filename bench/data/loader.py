@@ -37,8 +37,9 @@ class TensorLoader:
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     @property
-    def num_examples(self) -> int:
-        return len(self.labels)
+    def examples_per_epoch(self) -> int:
+        n = len(self.labels)
+        return (n // self.batch_size) * self.batch_size if self.drop_last else n
 
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches of ``epoch`` (a pure function of the seed and the epoch number)."""
