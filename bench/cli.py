@@ -72,7 +72,7 @@ def _explain(exc: Exception, overrides: list[str]) -> str:
                 return f"unknown {key} '{value}'; available: {', '.join(options)} (see conf/{key}/)"
         return text.splitlines()[0]
     cause = exc.__cause__ or exc
-    if isinstance(cause, ConfigKeyError) or "not in struct" in text:
+    if isinstance(cause, ConfigKeyError) or "not in struct" in text or "Could not override" in text:
         keys = [o.lstrip("+~").split("=")[0] for o in overrides]
         key = next((k for k in keys if f"'{k}'" in text), None) or (text.split("'")[1] if "'" in text else "?")
         return (f"unknown config option '{key}'; list the valid keys with `python -m bench --cfg job` "

@@ -38,6 +38,11 @@ def config_hash(config: dict[str, Any], data_tag: str) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+def cell_hash(config: dict[str, Any], data_tag: str) -> str:
+    """Like ``config_hash`` but blind to the seed: runs that differ only in seed share a table cell."""
+    return config_hash(_without(config, ("seed",)), data_tag)
+
+
 def run_id(config: dict[str, Any], digest: str) -> str:
     """Readable, unique id: ``<experiment>-<optim>-seed<seed>-<hash12>``."""
     return f"{config['experiment']}-{config['optim']['name']}-seed{config['seed']}-{digest[:12]}"

@@ -40,10 +40,13 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def bench(tmp_path: Path, data_root: Path):
     """``bench(*overrides, env=None, check=True)`` runs ``python -m bench`` in a subprocess."""
 
-    def run(*overrides: str, env: dict[str, str] | None = None, check: bool = True,
-            timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        args = [sys.executable, "-m", "bench", f"results_dir={tmp_path / 'results'}",
-                f"work_dir={tmp_path / 'runs'}", f"data_root={data_root}", *overrides]
+    def run(*overrides: str, env: dict[str, str] | None = None, check: bool = True, timeout: float = 600,
+            home: str = "") -> subprocess.CompletedProcess[str]:
+        """``home`` picks a separate results/work folder pair under tmp_path (default: the shared one)."""
+        base = tmp_path / home
+        flags = [o for o in overrides if o.startswith("-")]  # Hydra wants its flags before the overrides
+        args = [sys.executable, "-m", "bench", *flags, f"results_dir={base / 'results'}",
+                f"work_dir={base / 'runs'}", f"data_root={data_root}", *(o for o in overrides if o not in flags)]
         result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
                                 env={**os.environ, **(env or {})})
         if check and result.returncode != 0:

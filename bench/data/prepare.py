@@ -85,7 +85,7 @@ def prepare_from(name: str, source: Path, root: Path) -> Path:
     return _store(root, info, tag, splits, classes, meta)
 
 
-def prepare_download(name: str, root: Path, download: bool = True) -> Path:
+def prepare_download(name: str, root: Path) -> Path:
     """Prepare ``name`` from torchvision (downloading if needed) or scikit-learn (digits)."""
     info = dataset_info(name)
     if name == "digits":
@@ -95,7 +95,7 @@ def prepare_download(name: str, root: Path, download: bool = True) -> Path:
     if info.torchvision_class is None:
         raise BenchError(f"{name} cannot be downloaded automatically; run {_prepare_command(name)}")
     try:
-        splits, classes = sources.read_torchvision(name, info.torchvision_class, root / "torchvision", download)
+        splits, classes = sources.read_torchvision(info.torchvision_class, root / "torchvision")
     except Exception as exc:  # torchvision raises RuntimeError/URLError/OSError for a failed download
         raise BenchError(
             f"could not download {name} with torchvision ({type(exc).__name__}: {exc}); offline, pass a local "
@@ -118,5 +118,10 @@ def resolve(name: str, root: Path, source: str | None, download: bool) -> cache.
     else:
         ready = [root / tag for tag in info.preferred_tags if cache.is_prepared(root / tag)]
         local = sorted(p for p in root.glob(f"{name}-local-*") if cache.is_prepared(p))
-        folder = (ready or local or [None])[0] or prepare_download(name, root, download)
+        if not (ready or local or download):
+            raise BenchError(
+                f"{name} is not prepared under {root} and dataset.download=false; run {_prepare_command(name)} "
+                f"(with --root {root}), pass dataset.source=PATH, or allow dataset.download=true"
+            )
+        folder = (ready or local or [None])[0] or prepare_download(name, root)
     return cache.read(folder)

@@ -85,15 +85,15 @@ def read_image_folder(path: Path, channels: int) -> tuple[dict[str, Split], list
     return splits, classes, extras
 
 
-def read_torchvision(name: str, class_name: str, download_root: Path, download: bool) -> tuple[dict[str, Split], list[str]]:
-    """Load a torchvision dataset (downloading it when ``download``) into splits."""
+def read_torchvision(class_name: str, download_root: Path) -> tuple[dict[str, Split], list[str]]:
+    """Load a torchvision dataset (downloading it if it is not in ``download_root``) into splits."""
     import torchvision
 
     dataset_class = getattr(torchvision.datasets, class_name)
     splits = {}
     classes: list[str] = []
     for split in SPLITS:
-        dataset = dataset_class(str(download_root), train=(split == "train"), download=download)
+        dataset = dataset_class(str(download_root), train=(split == "train"), download=True)
         images = np.asarray(dataset.data)
         if images.ndim == 3:
             images = images[:, :, :, None]

@@ -1,0 +1,1 @@
+"""Regenerate Markdown and CSV tables from the results store (``python -m bench.tables``)."""

@@ -1,0 +1,44 @@
+"""``python -m bench.tables [--results DIR] [--out DIR]``: rebuild every table from ``results/``.
+
+Writes ``<out>/summary.{md,csv}`` (all runs) and one table per spec in ``<results>/specs/``,
+and prints them.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench.errors import BenchError, report
+from bench.records import ResultsStore
+from bench.tables.build import paper_table, summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.tables", description=__doc__)
+    parser.add_argument("--results", type=Path, default=Path("results"), help="results store (default: results)")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: <results>/tables)")
+    parser.add_argument("--specs", type=Path, default=None, help="paper table specs (default: <results>/specs)")
+    parser.add_argument("--quiet", action="store_true", help="write the files without printing them")
+    args = parser.parse_args(argv)
+    try:
+        if not args.results.is_dir():
+            raise BenchError(f"no results store at {args.results}; pass --results <dir> or run python -m bench first")
+        records = list(ResultsStore(args.results))
+        specs = args.specs or args.results / "specs"
+        out = args.out or args.results / "tables"
+        tables = [summary(records)] + [paper_table(p, args.results / "published", records)
+                                       for p in sorted(specs.glob("*.yaml"))]
+        for table in tables:
+            table.write(out)
+            if not args.quiet:
+                print(table.markdown())
+    except BenchError as error:
+        report(error)
+        return error.exit_code
+    print(f"{len(records)} run records -> {len(tables)} tables in {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Table builders: the all-runs summary and the spec-driven paper tables.
+
+Each builder returns a ``Table``: a title, column names, rows of strings, and notes; ``render``
+writes it as Markdown and CSV.
+"""
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.tables.cells import Cell, fmt
+from bench.tables.records import MARKS_LEGEND, cell_key, marks, matches, metric_at
+
+COUNTED = ("finished", "diverged")
+
+
+@dataclass
+class Table:
+    name: str
+    title: str
+    columns: list[str]
+    rows: list[list[str]]
+    notes: list[str] = field(default_factory=list)
+
+    def markdown(self) -> str:
+        lines = [f"## {self.title}", "", "| " + " | ".join(self.columns) + " |",
+                 "|" + "---|" * len(self.columns)]
+        lines += ["| " + " | ".join(row) + " |" for row in self.rows]
+        return "\n".join(lines + [""] + [f"{note}  " for note in self.notes]) + "\n"
+
+    def write(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{self.name}.md").write_text(self.markdown())
+        with open(folder / f"{self.name}.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(self.columns)
+            writer.writerows(self.rows)
+
+
+def _cell(records: list[dict[str, Any]], metric: str, epoch: int | None) -> Cell:
+    values = [v for r in records if r["status"] == "finished" and (v := metric_at(r, metric, epoch)) is not None]
+    return Cell(values, diverged=sum(r["status"] == "diverged" for r in records),
+                failed=sum(r["status"] == "failed" for r in records), marks=marks(records))
+
+
+def summary(records: list[dict[str, Any]]) -> Table:
+    """One row per cell (same config but the seed): final test top-1 over seeds."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        groups[cell_key(record)].append(record)
+    rows = []
+    for group in groups.values():
+        first = group[0]
+        counted = [r for r in group if r["status"] in COUNTED]
+        cell = _cell(counted, "test_acc1", None)
+        best = Cell([r["best_test_acc1"] for r in counted if r.get("best_test_acc1") is not None])
+        rows.append([
+            first["experiment"], first["dataset"], first["model"], first["optim"],
+            f"{len(first.get('history', []))}/{first['config']['trainer']['epochs']}",
+            "reduced" if first["protocol"]["reduced"] else "full",
+            (first.get("data") or {}).get("provenance", "?"), cell.text(), fmt(best.mean), str(cell.n),
+            str(cell.diverged), str(sum(r["status"] == "failed" for r in group)),
+        ])
+    rows.sort()
+    return Table("summary", "All runs: final test top-1 accuracy (%), mean ± std over seeds",
+                 ["experiment", "dataset", "model", "optim", "epochs", "protocol", "data", "test_acc1",
+                  "best_acc1 (mean)", "n", "diverged", "failed"], rows, [MARKS_LEGEND])
+
+
+def paper_table(spec_path: Path, published_dir: Path, records: list[dict[str, Any]]) -> Table:
+    """A paper table from its spec (see results/specs/*.yaml): ours beside the published values."""
+    spec = yaml.safe_load(spec_path.read_text())
+    with open(published_dir / spec["published"], newline="") as handle:
+        published = list(csv.DictReader(handle))
+    keys = [k for k in published[0] if k not in ("mean", "std")]
+    counted = [r for r in records if r["status"] in COUNTED]
+    rows = []
+    for row in published:
+        criteria: dict[str, Any] = {}
+        for key in keys:
+            criteria.update(spec["match"].get(key, {}).get(row[key], {}))
+        epoch = int(row[spec["at_epoch"]]) if spec.get("at_epoch") else None
+        cell = _cell([r for r in counted if matches(r, criteria)], spec["metric"], epoch)
+        paper = float(row["mean"]) if row["mean"] else None
+        paper_text = fmt(paper) + (f" ± {row['std']}" if row.get("std") else "")
+        delta = fmt(cell.mean - paper) if cell.mean is not None and paper is not None else "-"
+        rows.append([row[k] for k in keys] + [cell.text(), str(cell.n), paper_text, delta])
+    notes = [f"Source: {spec['paper']}. 'ours' reads `{spec['metric']}`"
+             + (f" at the epoch in column `{spec['at_epoch']}`" if spec.get("at_epoch") else " at the last epoch")
+             + "; Δ = ours − paper; '-' = no runs yet.", MARKS_LEGEND]
+    return Table(spec_path.stem, spec["title"], keys + ["ours", "n", "paper", "Δ"], rows, notes)

@@ -1,0 +1,117 @@
+"""End-to-end runs through ``python -m bench``: records, skipping, sweeps, divergence, resume."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.trainer import FAULT_KILL_ENV
+from tests.conftest import ROOT, TINY
+
+RECORD_KEYS = {"run_id", "config_hash", "status", "config", "protocol", "data", "git", "packages", "hardware",
+               "history", "final", "wall_time_s", "started_at", "finished_at", "experiment", "optim", "seed"}
+
+
+def _records(folder: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((folder / "runs").glob("*.json"))]
+
+
+def test_a_run_writes_one_complete_record_and_a_relaunch_skips_it(bench) -> None:
+    first = bench(*TINY)
+    assert "finished:" in first.stdout and "record:" in first.stdout
+    (record,) = _records(bench.results)
+    assert RECORD_KEYS <= set(record)
+    assert record["status"] == "finished" and record["protocol"]["reduced"] is True
+    assert record["data"]["provenance"] == "digits-sklearn"
+    assert [row["epoch"] for row in record["history"]] == [1, 2]
+    for row in record["history"]:
+        assert {"train_loss", "train_acc1", "test_loss", "test_acc1", "test_acc5", "lr"} <= set(row)
+        assert len(row["lr"]) == 1 and row["lr"][0] == pytest.approx(0.05)
+    assert record["final"] == record["history"][-1]
+
+    again = bench(*TINY)
+    assert "skipped" in again.stdout and len(_records(bench.results)) == 1
+    forced = bench(*TINY, "force=true")
+    assert "finished:" in forced.stdout and len(_records(bench.results)) == 1
+
+
+def test_per_group_learning_rates_follow_the_schedule(bench) -> None:
+    bench(*TINY, "trainer.epochs=3", "optim=sgd_step", "optim.hparams.lr=0.05", "optim.schedule.step_size=1",
+          "optim.no_weight_decay=[bn,bias]")
+    (record,) = _records(bench.results)
+    lrs = [row["lr"] for row in record["history"]]
+    assert lrs == [pytest.approx([0.05, 0.05]), pytest.approx([0.025, 0.025]), pytest.approx([0.0125, 0.0125])]
+
+
+def test_multirun_over_seeds_writes_two_records_and_the_table_aggregates_them(bench, tmp_path: Path) -> None:
+    bench("--multirun", "seed=0,1", *TINY)
+    records = _records(bench.results)
+    assert sorted(r["seed"] for r in records) == [0, 1]
+    out = tmp_path / "tables"
+    subprocess.run([sys.executable, "-m", "bench.tables", "--results", str(bench.results), "--out", str(out),
+                    "--quiet"], cwd=ROOT, check=True)
+    summary = (out / "summary.csv").read_text().splitlines()
+    assert len(summary) == 2  # header + one cell holding both seeds
+    row = dict(zip(summary[0].split(","), summary[1].split(",")))
+    assert row["n"] == "2" and row["protocol"] == "reduced" and "†" in row["test_acc1"]
+
+
+def test_multirun_over_optimizers(bench) -> None:
+    bench("--multirun", "optim=sgd,adam", *TINY[:-1], "trainer.epochs=1")
+    assert sorted(r["optim"] for r in _records(bench.results)) == ["adam", "sgd"]
+
+
+def test_a_nan_loss_ends_the_run_as_diverged_with_exit_status_zero(bench) -> None:
+    result = bench(*TINY, "optim.hparams.lr=1e12", "trainer.divergence_check_every=1")
+    assert result.returncode == 0 and "diverged:" in result.stdout
+    (record,) = _records(bench.results)
+    assert record["status"] == "diverged" and "diverged" in record["history"][-1]
+
+
+def test_killed_run_resumes_and_matches_an_uninterrupted_run(bench) -> None:
+    """SIGKILL in the middle of epoch 2, relaunch, and finish with bit-identical metrics."""
+    settings = [*TINY, "trainer.epochs=3", "trainer.deterministic=true", "optim=sgd_step",
+                "optim.schedule.step_size=1"]
+    reference = bench(*settings, home="reference")
+    assert "finished:" in reference.stdout
+    steps_per_epoch = -(-1500 // 64)
+    killed = bench(*settings, home="resumed", env={FAULT_KILL_ENV: str(steps_per_epoch + 5)}, check=False)
+    assert killed.returncode == -9, killed.stderr
+    assert not list((bench.results.parent / "resumed" / "results").rglob("*.json"))
+    checkpoints = list((Path(bench.results).parent / "resumed" / "runs").glob("*/checkpoint.pt"))
+    assert len(checkpoints) == 1
+    resumed = bench(*settings, home="resumed")
+    assert "resuming" in resumed.stdout and "after epoch 1" in resumed.stdout
+    (want,) = _records(Path(bench.results).parent / "reference" / "results")
+    (got,) = _records(Path(bench.results).parent / "resumed" / "results")
+    assert got["resumed_at_epochs"] == [1]
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "epoch_time_s"} for r in rows]  # noqa: E731
+    assert strip(got["history"]) == strip(want["history"])
+
+
+def test_wandb_logging_works_offline(bench, tmp_path: Path) -> None:
+    pytest.importorskip("wandb")
+    wandb_dir = tmp_path / "wandb"
+    wandb_dir.mkdir()
+    bench(*TINY, "trainer.epochs=1", "logger.wandb.enabled=true", f"logger.wandb.dir={wandb_dir}",
+          env={"WANDB_MODE": "offline", "WANDB_SILENT": "true"})
+    assert list(wandb_dir.rglob("offline-run-*")), "no offline wandb run was written"
+
+
+def test_real_cifar10_copies_are_recorded_with_their_provenance(bench, shared_data: Path, tmp_path: Path) -> None:
+    common = ["model=small_cnn", "trainer.epochs=1", "trainer.train_subset=512", "trainer.test_subset=500",
+              "trainer.progress=false"]
+    bench(*common, f"dataset.source={shared_data / 'cifar10.tar.xz'}")
+    bench(*common, f"dataset.source={shared_data / 'cifar10-jpeg.tar.xz'}")
+    records = {r["data"]["provenance"]: r for r in _records(bench.results)}
+    assert set(records) == {"cifar10-shared", "cifar10-jpeg"}
+    assert records["cifar10-shared"]["data"]["jpeg_filled_count"] == 201
+    assert records["cifar10-jpeg"]["data"]["lossy"] is True
+    assert records["cifar10-shared"]["data"]["sizes"] == {"train": 50000, "test": 10000}
+    out = tmp_path / "tables"
+    subprocess.run([sys.executable, "-m", "bench.tables", "--results", str(bench.results), "--out", str(out),
+                    "--quiet"], cwd=ROOT, check=True)
+    assert "‡" in (out / "summary.md").read_text()
