@@ -1,0 +1,101 @@
+"""Tables: aggregation over seeds, marks, published values beside ours, and the transcription."""
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+
+from bench.records import ResultsStore
+from bench.tables.build import paper_table, summary
+from tests.conftest import ROOT
+
+NOTES = ROOT.parent / "shared" / "papers" / "notes" / "adas.md"
+
+
+def _record(seed: int, accs: list[float], *, optim: str = "adam", status: str = "finished", reduced: bool = False,
+            lossy: bool = False, experiment: str = "cifar10_resnet34", beta: float | None = None) -> dict:
+    """A minimal record in the store's schema (only what the tables read)."""
+    hparams = {"lr": 0.1} | ({"beta": beta} if beta is not None else {})
+    config = {"experiment": experiment, "seed": seed, "optim": {"name": optim, "hparams": hparams},
+              "trainer": {"epochs": len(accs)}}
+    history = [{"epoch": i + 1, "test_acc1": a} for i, a in enumerate(accs)]
+    return {"run_id": f"{experiment}-{optim}-{beta}-{seed}", "status": status, "experiment": experiment,
+            "optim": optim, "model": "resnet34", "dataset": "cifar10", "seed": seed, "config": config,
+            "protocol": {"reduced": reduced}, "data": {"provenance": "cifar10-jpeg" if lossy else "cifar10-shared",
+                                                       "lossy": lossy},
+            "history": history, "best_test_acc1": max(accs) if accs else None}
+
+
+def _published(tmp_path: Path) -> tuple[Path, Path]:
+    (tmp_path / "published").mkdir()
+    (tmp_path / "published" / "t.csv").write_text(
+        "dataset,epoch,method,mean,std\nCIFAR-10,2,AdaM,50.0,1.0\nCIFAR-10,2,AdaS beta=0.8,60.0,\n"
+        "CIFAR-10,3,AdaM,55.0,0.5\n")
+    spec = tmp_path / "t.yaml"
+    spec.write_text(json.dumps({
+        "title": "T", "paper": "P", "published": "t.csv", "metric": "test_acc1", "at_epoch": "epoch",
+        "match": {"dataset": {"CIFAR-10": {"experiment": "cifar10_resnet34"}},
+                  "method": {"AdaM": {"optim": "adam"},
+                             "AdaS beta=0.8": {"optim": "adas", "config.optim.hparams.beta": 0.8}}}}))
+    return spec, tmp_path / "published"
+
+
+def test_paper_table_reads_the_metric_at_the_published_epoch(tmp_path: Path) -> None:
+    spec, published = _published(tmp_path)
+    records = [_record(0, [10.0, 52.0, 56.0]), _record(1, [10.0, 54.0, 58.0]),
+               _record(0, [10.0, 61.0], optim="adas", beta=0.8), _record(0, [1.0, 99.0], optim="adas", beta=0.9)]
+    table = paper_table(spec, published, records)
+    rows = {(r[0], r[1], r[2]): r[3:] for r in table.rows}
+    assert rows[("CIFAR-10", "2", "AdaM")] == [f"53.00 ± {statistics.stdev([52, 54]):.2f}", "2", "50.00 ± 1.0", "3.00"]
+    assert rows[("CIFAR-10", "3", "AdaM")][:2] == ["57.00 ± 1.41", "2"]
+    assert rows[("CIFAR-10", "2", "AdaS beta=0.8")] == ["61.00 ± 0.00", "1", "60.00", "1.00"]  # beta=0.9 excluded
+
+
+def test_cells_mark_reduced_and_lossy_runs_and_count_divergence(tmp_path: Path) -> None:
+    spec, published = _published(tmp_path)
+    records = [_record(0, [10.0, 52.0, 56.0], reduced=True, lossy=True), _record(1, [], status="diverged"),
+               _record(0, [1.0, 2.0], optim="adas", beta=0.8, status="diverged")]
+    rows = {(r[0], r[1], r[2]): r[3] for r in paper_table(spec, published, records).rows}
+    assert rows[("CIFAR-10", "2", "AdaM")] == "52.00 ± 0.00†‡ (1 diverged)"
+    assert rows[("CIFAR-10", "2", "AdaS beta=0.8")] == "NaN (0/1)"
+
+
+def test_empty_cells_show_a_dash(tmp_path: Path) -> None:
+    spec, published = _published(tmp_path)
+    assert {row[3] for row in paper_table(spec, published, []).rows} == {"-"}
+
+
+def test_summary_groups_seeds_into_one_cell() -> None:
+    table = summary([_record(0, [40.0, 50.0]), _record(1, [40.0, 70.0]), _record(0, [1.0], optim="sgd")])
+    by_optim = {row[3]: row for row in table.rows}
+    assert by_optim["adam"][table.columns.index("n")] == "2"
+    assert by_optim["adam"][table.columns.index("test_acc1")].startswith("60.00 ± 14.14")
+
+
+def test_store_round_trips_records_atomically(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path)
+    store.check_writable()
+    path = store.write(_record(0, [1.0]))
+    assert json.loads(path.read_text())["schema"] == 1
+    assert [r["run_id"] for r in store] == ["cifar10_resnet34-adam-None-0"]
+    assert not list((tmp_path / "runs").glob(".*"))  # no temporary files left behind
+
+
+def test_published_adas_table1_matches_the_notes() -> None:
+    """The CSV is an exact transcription of the table in the AdaS notes (section 3.1)."""
+    if not NOTES.is_file():
+        pytest.skip(f"{NOTES} not available")
+    section = NOTES.read_text().split("### 3.1")[1].split("Notes:")[0]
+    methods = ["AdaBound", "AdaM", "SGD-StepLR", "AdaS beta=0.8", "AdaS beta=0.9", "AdaS beta=0.975"]
+    expected = {}
+    for line in section.splitlines():
+        if line.startswith(("| CIFAR", "| Tiny")):
+            cells = [c.strip().strip("*") for c in line.strip("|").split("|")]
+            for method, value in zip(methods, cells[2:]):
+                expected[(cells[0], cells[1], method)] = tuple(value.split("±"))
+    with open(ROOT / "results" / "published" / "adas_table1.csv") as handle:
+        got = {(r["dataset"], r["epoch"], r["method"]): (r["mean"], r["std"]) for r in csv.DictReader(handle)}
+    assert len(expected) == 90 and got == expected
