@@ -50,6 +50,8 @@ def test_forward_backward(name: str) -> None:
     ("adalip_cifar10", 10, 3, 390_970),      # AdaLip Table 7
     ("adalip_cifar100", 100, 3, 9_540_964),  # AdaLip Table 8
     ("resnet18", 10, 3, 11_173_962),         # kuangliu CIFAR ResNet-18
+    ("senet18", 10, 3, 11_260_354),          # kuangliu CIFAR SENet-18
+    ("efficientnetb0", 10, 3, 3_599_686 - 32 * 32 - 2 * 32),  # kuangliu's, less its unused 32->32 conv + BN
     ("tv_resnet18", 1000, 3, 11_689_512),    # torchvision model card
     ("tv_resnet34", 1000, 3, 21_797_672),
     ("tv_resnet50", 1000, 3, 25_557_032),
