@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from models.layers import conv_bn
 from models.registry import register_model
 
 # (expansion, out_channels, repeats, kernel, stride)
@@ -23,12 +24,11 @@ class MBConv(nn.Module):
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, expansion: int, drop_rate: float) -> None:
         super().__init__()
         mid = expansion * cin
-        self.expand = None if expansion == 1 else nn.Sequential(nn.Conv2d(cin, mid, 1, bias=False), nn.BatchNorm2d(mid))
-        self.depthwise = nn.Sequential(nn.Conv2d(mid, mid, kernel, stride, kernel // 2, groups=mid, bias=False),
-                                       nn.BatchNorm2d(mid))
+        self.expand = None if expansion == 1 else conv_bn(cin, mid)
+        self.depthwise = conv_bn(mid, mid, kernel, stride, groups=mid)
         se = int(cin * 0.25)
         self.se1, self.se2 = nn.Conv2d(mid, se, 1), nn.Conv2d(se, mid, 1)
-        self.project = nn.Sequential(nn.Conv2d(mid, cout, 1, bias=False), nn.BatchNorm2d(cout))
+        self.project = conv_bn(mid, cout)
         self.skip, self.drop_rate = stride == 1 and cin == cout, drop_rate
 
     def forward(self, x: Tensor) -> Tensor:
@@ -48,7 +48,7 @@ class EfficientNetCifar(nn.Module):
     def __init__(self, num_classes: int = 10, in_channels: int = 3, dropout: float = 0.2,
                  drop_connect: float = 0.2) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, 32, 3, 1, 1, bias=False), nn.BatchNorm2d(32))
+        self.stem = conv_bn(in_channels, 32, 3)
         total, blocks, cin = sum(r for _, _, r, _, _ in B0), [], 32
         for expansion, cout, repeats, kernel, stride in B0:
             for s in [stride] + [1] * (repeats - 1):

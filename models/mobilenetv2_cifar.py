@@ -10,6 +10,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from models.layers import conv_bn
 from models.registry import register_model
 
 # (expansion, out_planes, blocks, stride of the first block)
@@ -21,41 +22,33 @@ class InvertedResidual(nn.Module):
         super().__init__()
         planes = expansion * in_planes
         self.stride = stride
-        self.conv1 = nn.Conv2d(in_planes, planes, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, groups=planes, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = nn.Conv2d(planes, out_planes, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(out_planes)
+        self.expand = conv_bn(in_planes, planes)
+        self.depthwise = conv_bn(planes, planes, 3, stride, groups=planes)
+        self.project = conv_bn(planes, out_planes)
         self.shortcut: nn.Module = nn.Identity()
         if stride == 1 and in_planes != out_planes:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, out_planes, 1, bias=False), nn.BatchNorm2d(out_planes))
+            self.shortcut = conv_bn(in_planes, out_planes)
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.bn1(self.conv1(x)).relu()
-        out = self.bn2(self.conv2(out)).relu()
-        out = self.bn3(self.conv3(out))
+        out = self.project(self.depthwise(self.expand(x).relu()).relu())
         return out + self.shortcut(x) if self.stride == 1 else out
 
 
 class MobileNetV2(nn.Module):
     def __init__(self, num_classes: int = 10, in_channels: int = 3) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, 32, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(32)
+        self.stem = conv_bn(in_channels, 32, 3)
         blocks, in_planes = [], 32
         for expansion, out_planes, n, stride in CFG:
             for s in [stride] + [1] * (n - 1):
                 blocks.append(InvertedResidual(in_planes, out_planes, expansion, s))
                 in_planes = out_planes
         self.layers = nn.Sequential(*blocks)
-        self.conv2 = nn.Conv2d(320, 1280, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(1280)
+        self.head = conv_bn(320, 1280)
         self.linear = nn.Linear(1280, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.layers(self.bn1(self.conv1(x)).relu())
-        out = self.bn2(self.conv2(out)).relu()
+        out = self.head(self.layers(self.stem(x).relu())).relu()
         return self.linear(F.adaptive_avg_pool2d(out, 1).flatten(1))
 
 

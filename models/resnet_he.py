@@ -13,6 +13,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from models.layers import make_stage
 from models.registry import register_model
 
 
@@ -61,14 +62,9 @@ class HeResNet(nn.Module):
             raise ValueError(f"shortcut must be 'A' or 'B', got {shortcut!r}")
         self.conv1 = nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(16)
-        stages, in_planes = [], 16
-        for planes, stride in ((16, 1), (32, 2), (64, 2)):
-            blocks = []
-            for s in [stride] + [1] * (n - 1):
-                blocks.append(HeBlock(in_planes, planes, s, shortcut))
-                in_planes = planes
-            stages.append(nn.Sequential(*blocks))
-        self.layer1, self.layer2, self.layer3 = stages
+        self.layer1, self.layer2, self.layer3 = (
+            make_stage(lambda cin, s, p=planes: HeBlock(cin, p, s, shortcut), cin, planes, n, stride)
+            for cin, planes, stride in ((16, 16, 1), (16, 32, 2), (32, 64, 2)))
         self.linear = nn.Linear(64, num_classes)
         for module in self.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):

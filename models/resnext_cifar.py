@@ -11,6 +11,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from models.layers import conv_bn, make_stage
 from models.registry import register_model
 
 
@@ -21,21 +22,15 @@ class ResNeXtBlock(nn.Module):
         super().__init__()
         group_width = cardinality * width
         out_planes = self.expansion * group_width
-        self.conv1 = nn.Conv2d(in_planes, group_width, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(group_width)
-        self.conv2 = nn.Conv2d(group_width, group_width, 3, stride, 1, groups=cardinality, bias=False)
-        self.bn2 = nn.BatchNorm2d(group_width)
-        self.conv3 = nn.Conv2d(group_width, out_planes, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(out_planes)
+        self.conv1 = conv_bn(in_planes, group_width)
+        self.conv2 = conv_bn(group_width, group_width, 3, stride, groups=cardinality)
+        self.conv3 = conv_bn(group_width, out_planes)
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_planes != out_planes:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, out_planes, 1, stride, bias=False),
-                                          nn.BatchNorm2d(out_planes))
+            self.shortcut = conv_bn(in_planes, out_planes, 1, stride)
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.bn1(self.conv1(x)).relu()
-        out = self.bn2(self.conv2(out)).relu()
-        out = self.bn3(self.conv3(out))
+        out = self.conv3(self.conv2(self.conv1(x).relu()).relu())
         return (out + self.shortcut(x)).relu()
 
 
@@ -47,12 +42,10 @@ class ResNeXt(nn.Module):
         self.bn1 = nn.BatchNorm2d(64)
         stages, in_planes = [], 64
         for i, blocks in enumerate(num_blocks):
-            layer = []
-            for s in [1 if i == 0 else 2] + [1] * (blocks - 1):
-                layer.append(ResNeXtBlock(in_planes, cardinality, width, s))
-                in_planes = ResNeXtBlock.expansion * cardinality * width
-            stages.append(nn.Sequential(*layer))
-            width *= 2
+            out_planes = ResNeXtBlock.expansion * cardinality * width
+            stages.append(make_stage(lambda cin, s, w=width: ResNeXtBlock(cin, cardinality, w, s), in_planes, out_planes,
+                                     blocks, 1 if i == 0 else 2))
+            in_planes, width = out_planes, 2 * width  # the bottleneck width doubles after each stage
         self.layers = nn.Sequential(*stages)
         self.linear = nn.Linear(in_planes, num_classes)
 

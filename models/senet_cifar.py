@@ -8,6 +8,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from models.layers import make_stage
 from models.registry import register_model
 
 
@@ -37,12 +38,10 @@ class SENet(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
-        stages, in_planes = [], 64
-        for planes, n, stride in zip((64, 128, 256, 512), num_blocks, (1, 2, 2, 2)):
-            for s in [stride] + [1] * (n - 1):
-                stages.append(PreActSEBlock(in_planes, planes, s))
-                in_planes = planes
-        self.layers = nn.Sequential(*stages)
+        widths = (64, 64, 128, 256, 512)
+        self.layers = nn.Sequential(*(
+            make_stage(lambda cin, s, p=planes: PreActSEBlock(cin, p, s), cin, planes, n, stride)
+            for cin, planes, n, stride in zip(widths, widths[1:], num_blocks, (1, 2, 2, 2))))
         self.linear = nn.Linear(512, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:

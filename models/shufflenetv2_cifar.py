@@ -10,13 +10,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from models.layers import conv_bn
 from models.registry import register_model
 
 WIDTHS = {0.5: (48, 96, 192, 1024), 1.0: (116, 232, 464, 1024), 1.5: (176, 352, 704, 1024), 2.0: (224, 488, 976, 2048)}
-
-
-def _conv_bn(cin: int, cout: int, k: int = 1, stride: int = 1, groups: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout))
 
 
 def channel_shuffle(x: Tensor, groups: int = 2) -> Tensor:
@@ -30,7 +27,7 @@ class BasicUnit(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         half = channels // 2
-        self.conv1, self.conv2, self.conv3 = _conv_bn(half, half), _conv_bn(half, half, 3, groups=half), _conv_bn(half, half)
+        self.conv1, self.conv2, self.conv3 = conv_bn(half, half), conv_bn(half, half, 3, groups=half), conv_bn(half, half)
 
     def forward(self, x: Tensor) -> Tensor:
         keep, work = x.chunk(2, dim=1)
@@ -44,8 +41,8 @@ class DownUnit(nn.Module):
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__()
         mid = cout // 2
-        self.left1, self.left2 = _conv_bn(cin, cin, 3, 2, groups=cin), _conv_bn(cin, mid)
-        self.right1, self.right2, self.right3 = _conv_bn(cin, mid), _conv_bn(mid, mid, 3, 2, groups=mid), _conv_bn(mid, mid)
+        self.left1, self.left2 = conv_bn(cin, cin, 3, 2, groups=cin), conv_bn(cin, mid)
+        self.right1, self.right2, self.right3 = conv_bn(cin, mid), conv_bn(mid, mid, 3, 2, groups=mid), conv_bn(mid, mid)
 
     def forward(self, x: Tensor) -> Tensor:
         left = self.left2(self.left1(x)).relu()
@@ -57,14 +54,14 @@ class ShuffleNetV2(nn.Module):
     def __init__(self, net_size: float = 1.5, num_classes: int = 10, in_channels: int = 3) -> None:
         super().__init__()
         widths = WIDTHS[net_size]
-        self.stem = _conv_bn(in_channels, 24, 3)
+        self.stem = conv_bn(in_channels, 24, 3)
         units: list[nn.Module] = []
         cin = 24
         for cout, n in zip(widths[:3], (3, 7, 3)):
             units += [DownUnit(cin, cout)] + [BasicUnit(cout) for _ in range(n)]
             cin = cout
         self.units = nn.Sequential(*units)
-        self.head = _conv_bn(widths[2], widths[3])
+        self.head = conv_bn(widths[2], widths[3])
         self.linear = nn.Linear(widths[3], num_classes)
 
     def forward(self, x: Tensor) -> Tensor:

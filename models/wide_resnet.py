@@ -14,6 +14,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from models.layers import make_stage
 from models.registry import register_model
 
 
@@ -48,14 +49,9 @@ class WideResNet(nn.Module):
         n = (depth - 4) // 6
         widths = [16, 16 * widen, 32 * widen, 64 * widen]
         self.conv1 = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=True)
-        stages, in_planes = [], widths[0]
-        for planes, stride in zip(widths[1:], (1, 2, 2)):
-            blocks = []
-            for s in [stride] + [1] * (n - 1):
-                blocks.append(WideBlock(in_planes, planes, s, dropout))
-                in_planes = planes
-            stages.append(nn.Sequential(*blocks))
-        self.layer1, self.layer2, self.layer3 = stages
+        self.layer1, self.layer2, self.layer3 = (
+            make_stage(lambda cin, s, p=planes: WideBlock(cin, p, s, dropout), cin, planes, n, stride)
+            for cin, planes, stride in zip(widths[:3], widths[1:], (1, 2, 2)))
         self.bn = nn.BatchNorm2d(widths[3], momentum=final_bn_momentum)
         self.linear = nn.Linear(widths[3], num_classes)
 
