@@ -131,7 +131,7 @@ def test_adalip_keras_initialisation() -> None:
     model = create_model("adalip_cifar100", num_classes=100)
     for module in model.modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
-            w = module.weight
+            w = module.weight.detach()
             fan_in = w.shape[1] * w[0, 0].numel()
             fan_out = w.shape[0] * w[0, 0].numel()
             bound = math.sqrt(6 / (fan_in + fan_out))  # Glorot uniform
