@@ -101,7 +101,7 @@ class Trainer:
             except Diverged as exc:
                 state.history.append({"epoch": epoch, "lr": lrs, "diverged": str(exc)})
                 return "diverged"
-            for owner, key in ((self.optimizer, "optim"), (self.schedule, "schedule")):
+            for owner in (self.optimizer, self.schedule):
                 if hook := _hooks(owner, "end_epoch"):
                     hook(epoch)
             row: dict[str, Any] = {"epoch": epoch, "lr": lrs, **train, **self.evaluate()}
@@ -121,14 +121,14 @@ class Trainer:
         seed_everything(epoch_seed(self.seed, epoch, stream=1))
         self.model.train()
         sums: dict[str, torch.Tensor] = {}
-        end_step = _hooks(self.optimizer, "end_step")
+        step_hooks = [hook for owner in (self.optimizer, self.schedule) if (hook := _hooks(owner, "end_step"))]
         batches = tqdm(self.train_loader.epoch(epoch), total=len(self.train_loader), desc=f"epoch {epoch}",
                        disable=None if self.progress else True, leave=False, dynamic_ncols=True)
         for i, (inputs, targets) in enumerate(batches, start=1):
             loss, batch_sums = self._step(inputs, targets)
             state.step += 1
-            if end_step:
-                end_step(state.step)
+            for hook in step_hooks:
+                hook(state.step)
             for key, value in batch_sums.items():
                 sums[key] = sums.get(key, 0) + value
             if i % self.check_every == 0 or i == len(self.train_loader):

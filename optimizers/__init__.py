@@ -6,7 +6,10 @@ same way (``optim.class_name``).
 """
 from torch.optim import SGD, Adagrad, Adam, AdamW, RMSprop
 
+from optimizers.packaged import AdaBelief, AdaBound, AdamP, SGDP
 from optimizers.protocol import EpochHook, EpochLogger, StepHook, requirements
+from optimizers.sam import SAM
+from optimizers.sls import SLS
 
 __all__ = [
     "SGD",
@@ -14,6 +17,12 @@ __all__ = [
     "AdamW",
     "Adagrad",
     "RMSprop",
+    "AdaBelief",
+    "AdaBound",
+    "AdamP",
+    "SGDP",
+    "SAM",
+    "SLS",
     "EpochHook",
     "EpochLogger",
     "StepHook",

@@ -59,9 +59,11 @@ def test_multirun_over_seeds_writes_two_records_and_the_table_aggregates_them(be
     assert row["n"] == "2" and row["protocol"] == "reduced" and "†" in row["test_acc1"]
 
 
-def test_multirun_over_optimizers(bench) -> None:
-    bench("--multirun", "optim=sgd,adam", *TINY[:-1], "trainer.epochs=1")
-    assert sorted(r["optim"] for r in _records(bench.results)) == ["adam", "sgd"]
+def test_multirun_over_presets_and_optimizers(bench) -> None:
+    bench("--multirun", "+experiment=cifar10_resnet34,cifar100_resnet34", "optim=sgd,adam", *TINY[:-1],
+          "trainer.epochs=1")
+    cells = sorted((r["experiment"], r["optim"], r["protocol"]["reduced"]) for r in _records(bench.results))
+    assert cells == [(e, o, True) for e in ("cifar100_resnet34", "cifar10_resnet34") for o in ("adam", "sgd")]
 
 
 def test_a_nan_loss_ends_the_run_as_diverged_with_exit_status_zero(bench) -> None:
