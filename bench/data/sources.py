@@ -186,7 +186,7 @@ def read_stl10_binary(path: Path) -> tuple[dict[str, Split], list[str], dict[str
 def _list_class_tree(split_dir: Path) -> list[tuple[str, str]]:
     """(relative path, class) of every image below ``split_dir/<class>/``."""
     items = []
-    for class_dir in sorted(p for p in os.scandir(split_dir) if p.is_dir()):
+    for class_dir in sorted((p for p in os.scandir(split_dir) if p.is_dir()), key=lambda e: e.name):
         for entry in sorted(os.scandir(class_dir.path), key=lambda e: e.name):
             if entry.is_file() and Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
                 items.append((f"{split_dir.name}/{class_dir.name}/{entry.name}", class_dir.name))
