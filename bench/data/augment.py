@@ -48,25 +48,30 @@ def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> tor
 
 def _flip(images: torch.Tensor, generator: torch.Generator, p: float = 0.5) -> torch.Tensor:
     flips = (torch.rand(len(images), generator=generator) < p).to(images.device)
-    return torch.where(flips[:, None, None, None], images.flip(3), images)
+    out = images.clone()
+    out[flips] = images[flips].flip(3)
+    return out
 
 
 # ------------------------------------------------------------------------------ crop and flip
 def random_crop_flip(padding: int = 4, flip: bool = True) -> Augment:
-    """RandomCrop(size, padding, fill 0) then RandomHorizontalFlip(0.5), as torchvision does it."""
+    """RandomCrop(size, padding, fill 0) then RandomHorizontalFlip(0.5), as torchvision does it.
+
+    Offsets dy, dx ~ U{0..2*padding} and the flip ~ Bernoulli(0.5) per image; crop and flip are
+    one ``gather`` from the zero-padded batch (column dx + j, or dx + w-1-j when flipped)."""
 
     def apply(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        n, _, h, w = images.shape
-        if padding:
-            padded = F.pad(images, (padding,) * 4)
-            dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(images.device)
-            dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(images.device)
-            rows = (dy[:, None] + torch.arange(h, device=images.device))[:, None, :, None]
-            cols = (dx[:, None] + torch.arange(w, device=images.device))[:, None, None, :]
-            batch = torch.arange(n, device=images.device)[:, None, None, None]
-            channel = torch.arange(images.shape[1], device=images.device)[None, :, None, None]
-            images = padded[batch, channel, rows, cols]
-        return _flip(images, generator) if flip else images
+        n, c, h, w = images.shape
+        dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+        dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+        flips = torch.rand(n, generator=generator) < 0.5 if flip else torch.zeros(n, dtype=torch.bool)
+        padded = F.pad(images, (padding,) * 4) if padding else images
+        width = w + 2 * padding
+        cols = torch.arange(w)
+        cols = torch.where(flips[:, None], cols.flip(0), cols) + dx[:, None]  # n, w
+        rows = torch.arange(h)[None, :] + dy[:, None]  # n, h
+        index = (rows[:, :, None] * width + cols[:, None, :]).to(images.device).view(n, 1, h * w)
+        return padded.reshape(n, c, -1).gather(2, index.expand(n, c, h * w)).view(n, c, h, w)
 
     return apply
 

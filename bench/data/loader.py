@@ -53,7 +53,7 @@ class TensorLoader(EpochBatches):
         self.images = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous().to(device)
         self.labels = torch.from_numpy(np.asarray(labels)).to(device)
         self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1) * 255
-        self.std = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1) * 255
+        self.scale = 1 / (torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1) * 255)
         self.pipeline = augment if isinstance(augment, Pipeline) else Pipeline([augment] if augment else [])
 
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -65,7 +65,7 @@ class TensorLoader(EpochBatches):
             images = self.images[index]
             for op in self.pipeline.pixel:
                 images = op(images, generator)
-            images = (images.float() - self.mean) / self.std
+            images = (images.float() - self.mean).mul_(self.scale)
             for op in self.pipeline.post:
                 images = op(images, generator)
             yield images, self.labels[index]
