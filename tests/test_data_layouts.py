@@ -216,3 +216,21 @@ def test_wrong_counts_are_rejected_with_the_command(tmp_path):
             Image.new("RGB", (32, 32)).save(folder / f"{k}.png")
     with pytest.raises(BenchError, match=r"3 train images, expected 50,000.*prepare cifar10 --from PATH"):
         prepare_from("cifar10", tmp_path / "src", tmp_path / "data")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loader", ["fast", "dataloader"])
+def test_run_on_a_tiny_imagenet_stand_in_records_data_and_augmentation(bench, tmp_path, loader):
+    source = _tiny_imagenet(tmp_path / "src")
+    result = bench("dataset=tiny_imagenet", "model=small_cnn", "trainer.epochs=1", "trainer.batch_size=4",
+                   "trainer.progress=false", f"dataset.source={source}", "dataset.allow_incomplete=true",
+                   f"dataset.loader={loader}", "dataset.workers=0")
+    (record_file,) = (bench.results / "runs").glob("*.json")
+    data = json.loads(record_file.read_text())["data"]
+    assert data["provenance"].startswith("tiny_imagenet-partial-") and data["complete"] is False
+    assert data["loader"] == loader and data["train_examples"] == 12 and data["test_examples"] == 6
+    assert data["augment"] == {"name": "random_resized_crop", "size": 64, "scale": [0.08, 1.0],
+                               "ratio": [0.75, 1.3333333333333333], "flip": True}
+    assert data["eval_augment"]["name"] == "resize_center_crop"
+    assert data["normalization"] == {"name": "imagenet", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+    assert "tiny_imagenet-partial-" in result.stdout
