@@ -234,3 +234,40 @@ def test_run_on_a_tiny_imagenet_stand_in_records_data_and_augmentation(bench, tm
     assert data["eval_augment"]["name"] == "resize_center_crop"
     assert data["normalization"] == {"name": "imagenet", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
     assert "tiny_imagenet-partial-" in result.stdout
+
+
+def _cifar10_release(root: Path, per_batch: int = 3) -> tuple[Path, np.ndarray]:
+    """A stand-in of cifar-10-python.tar.gz's folder: pickled batches of 3072-byte rows."""
+    import pickle
+
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, 256, (6 * per_batch, 3072), dtype=np.uint8)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for i, name in enumerate(names):
+        batch = {"data": rows[i * per_batch:(i + 1) * per_batch], "labels": [i % 10] * per_batch}
+        (folder / name).write_bytes(pickle.dumps(batch))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"c{k}" for k in range(10)]}))
+    return folder, rows.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+
+
+def test_official_cifar_release_is_read_by_torchvision(tmp_path, monkeypatch):
+    import tarfile
+
+    import torchvision.datasets.cifar
+
+    folder, images = _cifar10_release(tmp_path / "release")
+    with pytest.raises(BenchError, match="torchvision rejects it"):  # the stand-in fails the official MD5s
+        prepare_from("cifar10", folder, tmp_path / "data", allow_incomplete=True)
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *args: True)  # MD5s only
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname="cifar-10-batches-py")
+    for source in (folder, archive):
+        data = cache.read(prepare_from("cifar10", source, tmp_path / "data", allow_incomplete=True))
+        assert data.meta["description"] == "official release read by torchvision.datasets.CIFAR10"
+        assert data.tag.startswith("cifar10-partial-") and data.meta["official_md5"] is True
+        assert np.array_equal(data.splits["train"].images, images[:15])
+        assert np.array_equal(data.splits["test"].images, images[15:])
+        assert data.splits["train"].labels.tolist() == [0] * 3 + [1] * 3 + [2] * 3 + [3] * 3 + [4] * 3

@@ -41,15 +41,15 @@ class DatasetInfo:
 DATASETS: dict[str, DatasetInfo] = {
     "cifar10": DatasetInfo(
         "cifar10", 10, {"train": 50_000, "test": 10_000}, 3, "CIFAR10",
-        ("cifar10-shared", "cifar10-torchvision", "cifar10-jpeg"),
+        ("cifar10-shared", "cifar10-torchvision", "cifar10-official", "cifar10-jpeg"),
     ),
     "cifar100": DatasetInfo(
         "cifar100", 100, {"train": 50_000, "test": 10_000}, 3, "CIFAR100",
-        ("cifar100-shared", "cifar100-torchvision"),
+        ("cifar100-shared", "cifar100-torchvision", "cifar100-official"),
     ),
     "mnist": DatasetInfo(
         "mnist", 10, {"train": 60_000, "test": 10_000}, 1, "MNIST",
-        ("mnist-shared", "mnist-torchvision"),
+        ("mnist-shared", "mnist-torchvision", "mnist-official"),
     ),
     "digits": DatasetInfo("digits", 10, {"train": 1_500, "test": 297}, 1, None, ("digits-sklearn",)),
     # Stanford CS231n release (tiny-imagenet-200.zip); the unlabelled official test split is dropped.

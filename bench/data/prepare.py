@@ -50,10 +50,10 @@ def _class_counts(splits: dict[str, Any], num_classes: int) -> dict[str, list[in
 
 
 def _store(root: Path, info: DatasetInfo, tag: str, splits: dict[str, Any], classes: list[str],
-           meta: dict[str, Any], allow_incomplete: bool = False) -> Path:
+           meta: dict[str, Any], allow_incomplete: bool = False, partial_tag: str | None = None) -> Path:
     complete = _verify(info, splits, classes, meta.get("source", {}).get("path", tag), allow_incomplete)
     if not complete:  # a stand-in never takes the name of a real copy
-        tag = f"{info.name}-partial-{tag.rsplit('-', 1)[-1]}"
+        tag = partial_tag or f"{info.name}-partial"
     folder = root / tag
     first = next(iter(splits.values()))
     cache.write(folder, splits, {
@@ -72,8 +72,34 @@ def _store(root: Path, info: DatasetInfo, tag: str, splits: dict[str, Any], clas
     return folder
 
 
-def _read_local(info: DatasetInfo, source: Path) -> tuple[dict[str, Any], list[str], dict[str, Any]]:
+def _read_official(info: DatasetInfo, source: Path, scratch: Path) -> tuple[dict[str, Any], list[str], dict[str, Any]] | None:
+    """An official CIFAR/MNIST release read by torchvision (which checks CIFAR's MD5s), or None."""
+    assert info.torchvision_class is not None
+    staged = sources.stage_official_release(info.torchvision_class, source, scratch)
+    if staged is None:
+        return None
+    folder, md5 = staged
+    try:
+        splits, classes = sources.read_torchvision(info.name, info.torchvision_class, folder, download=False)
+    except RuntimeError as exc:  # torchvision: "Dataset not found or corrupted"
+        raise ValueError(f"torchvision rejects it as the official release: {exc}") from exc
+    if info.torchvision_class == "MNIST":
+        from torchvision.datasets import MNIST
+
+        official = {Path(url).name: digest for url, digest in MNIST.resources}
+        verified = all(official.get(name) == digest for name, digest in md5.items())
+    else:
+        verified = True  # torchvision checked every batch file's MD5 while reading
+    return splits, classes, {"md5": md5, "official_md5": verified,
+                             "description": f"official release read by torchvision.datasets.{info.torchvision_class}"}
+
+
+def _read_local(info: DatasetInfo, source: Path, scratch: Path) -> tuple[dict[str, Any], list[str], dict[str, Any]]:
     """Splits, classes and extra metadata of a local copy, by the dataset's layout."""
+    if info.torchvision_class in ("CIFAR10", "CIFAR100", "MNIST"):
+        official = _read_official(info, source, scratch)
+        if official is not None:
+            return official
     if info.layout == "tiny_imagenet":
         splits, classes = sources.read_tiny_imagenet(source)
         return splits, classes, {}
@@ -102,11 +128,12 @@ def prepare_from(name: str, source: Path, root: Path, allow_incomplete: bool = F
     if known is not None and known.dataset != name:
         raise BenchError(f"{source} is a copy of {known.dataset}, not {name}; pick dataset={known.dataset}")
     tag = known.tag if known else f"{name}-local-{digest[:8]}"
-    for candidate in (root / tag, root / f"{name}-partial-{digest[:8]}"):
+    partial_tag = f"{name}-partial-{digest[:8]}"
+    for candidate in (root / tag, root / partial_tag):
         if cache.is_prepared(candidate):
             return candidate
     try:
-        splits, classes, extras = _read_local(info, source)
+        splits, classes, extras = _read_local(info, source, root / "torchvision" / f"official-{digest[:8]}")
     except (OSError, ValueError, tarfile.TarError) as exc:
         raise BenchError(f"cannot read {source} as a {name} archive or folder ({exc})") from exc
     if extras.get("official_md5"):
@@ -116,9 +143,9 @@ def prepare_from(name: str, source: Path, root: Path, allow_incomplete: bool = F
                    ("sha256" if source.is_file() else "listing_sha256"): digest},
         "lossy": known.lossy if known else None,
         "description": known.description if known else f"unrecognised local {info.layout} copy",
-        **extras,
+        **extras,  # may override the description
     }
-    return _store(root, info, tag, splits, classes, meta, allow_incomplete)
+    return _store(root, info, tag, splits, classes, meta, allow_incomplete, partial_tag)
 
 
 def prepare_download(name: str, root: Path, download: bool = True) -> Path:

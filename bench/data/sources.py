@@ -12,6 +12,7 @@ One reader per layout (``DatasetInfo.layout``):
 - ``stl10_binary``: the official ``stl10_binary`` files (``{train,test}_{X,y}.bin``,
   ``unlabeled_X.bin``), decoded as torchvision.datasets.STL10 does.
 - ``imagenet``: ``train/<wnid>/*`` and ``val/<wnid>/*`` folders, listed but not decoded.
+- official CIFAR-10/100 and MNIST releases (``stage_official_release``), read by torchvision.
 
 Folders, tar archives (any compression) and zip archives are read alike.
 """
@@ -36,7 +37,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 Entries = Iterator[tuple[PurePosixPath, bytes]]
 
 __all__ = ["sha256", "read_image_folder", "read_tiny_imagenet", "read_stl10_binary", "list_imagenet",
-           "read_torchvision", "read_digits", "folder_fingerprint"]
+           "read_torchvision", "read_digits", "folder_fingerprint", "stage_official_release"]
 
 
 def _iter_tar(path: Path) -> Entries:
@@ -249,3 +250,40 @@ def read_digits() -> tuple[dict[str, Split], list[str]]:
     return {"train": Split(images[train], labels[train]), "test": Split(images[test], labels[test])}, [
         str(d) for d in range(10)
     ]
+
+
+def stage_official_release(class_name: str, source: Path, scratch: Path) -> tuple[Path, dict[str, str]] | None:
+    """If ``source`` is an official CIFAR/MNIST release, lay it out as torchvision expects under
+    ``scratch`` and return (torchvision root, MD5 of the release files); else None.
+
+    CIFAR: ``cifar-10-python.tar.gz`` / ``cifar-100-python.tar.gz`` or their extracted folder
+    (torchvision verifies each batch file's MD5 when it reads them). MNIST: a folder holding the four
+    ``*-idx?-ubyte.gz`` files of the original release.
+    """
+    import gzip
+    import shutil
+
+    if class_name in ("CIFAR10", "CIFAR100"):
+        base = "cifar-10-batches-py" if class_name == "CIFAR10" else "cifar-100-python"
+        if source.is_dir():
+            found = [source] if source.name == base else sorted(source.rglob(base))
+            return (found[0].parent, {}) if found else None
+        if not tarfile.is_tarfile(source):
+            return None
+        with tarfile.open(source) as archive:
+            first = archive.next()
+            if first is None or PurePosixPath(first.name).parts[0] != base:
+                return None
+            archive.extractall(scratch, filter="data")
+        return scratch, {source.name: hashlib.md5(source.read_bytes()).hexdigest()}
+    if class_name == "MNIST" and source.is_dir():
+        archives = sorted(source.rglob("*-idx?-ubyte.gz"))
+        if len(archives) != 4:
+            return None
+        raw = scratch / "MNIST" / "raw"
+        raw.mkdir(parents=True, exist_ok=True)
+        for archive in archives:
+            with gzip.open(archive) as packed, open(raw / archive.stem, "wb") as unpacked:
+                shutil.copyfileobj(packed, unpacked)
+        return scratch, {a.name: hashlib.md5(a.read_bytes()).hexdigest() for a in archives}
+    return None
