@@ -171,6 +171,14 @@ def test_stl10_binary_matches_torchvision_decoding(tmp_path, monkeypatch):
     assert np.array_equal(data.splits["train"].images, reference.data.transpose(0, 2, 3, 1))
     assert data.splits["train"].labels.tolist() == reference.labels.tolist()
     assert data.splits["unlabeled"].labels.tolist() == [-1] * 4
+    # the download path (torchvision.datasets.STL10) yields the same splits
+    from bench.data.sources import read_torchvision
+
+    downloaded, classes = read_torchvision("stl10", "STL10", source, download=False)
+    assert classes == data.meta["classes"]
+    for split in ("train", "test", "unlabeled"):
+        assert np.array_equal(downloaded[split].images, data.splits[split].images)
+        assert np.array_equal(downloaded[split].labels, data.splits[split].labels)
     cfg = _cfg("stl10", "fast", {"name": "none"}, {"name": "none"}, 96, train_split="train+unlabeled")
     train, _, used = build_loaders(cfg, data, torch.device("cpu"))
     assert used["train_examples"] == 14 and len(train) == 4

@@ -66,11 +66,12 @@ def random_crop_flip(padding: int = 4, flip: bool = True) -> Augment:
         dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
         flips = torch.rand(n, generator=generator) < 0.5 if flip else torch.zeros(n, dtype=torch.bool)
         padded = F.pad(images, (padding,) * 4) if padding else images
-        width = w + 2 * padding
-        cols = torch.arange(w)
+        device, width = images.device, w + 2 * padding
+        dy, dx, flips = dy.to(device), dx.to(device), flips.to(device)
+        cols = torch.arange(w, device=device)
         cols = torch.where(flips[:, None], cols.flip(0), cols) + dx[:, None]  # n, w
-        rows = torch.arange(h)[None, :] + dy[:, None]  # n, h
-        index = (rows[:, :, None] * width + cols[:, None, :]).to(images.device).view(n, 1, h * w)
+        rows = torch.arange(h, device=device)[None, :] + dy[:, None]  # n, h
+        index = (rows[:, :, None] * width + cols[:, None, :]).view(n, 1, h * w)
         return padded.reshape(n, c, -1).gather(2, index.expand(n, c, h * w)).view(n, c, h, w)
 
     return apply
