@@ -74,6 +74,8 @@ def test_tiny_imagenet_folder_and_zip_prepare_alike(tmp_path):
         assert [_decoded_label(im) for im in test.images] == test.labels.tolist()
         assert [_decoded_label(im) for im in train.images] == train.labels.tolist()
     assert from_zip.meta["source"]["sha256"] and from_folder.meta["source"]["listing_sha256"]
+    again = prepare_from("tiny_imagenet", top, tmp_path / "data", allow_incomplete=True)  # found, not re-read
+    assert again.name == from_folder.tag and json.loads((again / "meta.json").read_text()) == from_folder.meta
 
 
 def test_tiny_imagenet_missing_annotation_is_a_bench_error(tmp_path):

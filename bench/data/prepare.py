@@ -7,6 +7,8 @@ already-prepared copy, else a torchvision download; each path ends in a verified
 from __future__ import annotations
 
 import datetime as _dt
+import json
+import shutil
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -83,6 +85,8 @@ def _read_official(info: DatasetInfo, source: Path, scratch: Path) -> tuple[dict
         splits, classes = sources.read_torchvision(info.name, info.torchvision_class, folder, download=False)
     except RuntimeError as exc:  # torchvision: "Dataset not found or corrupted"
         raise ValueError(f"torchvision rejects it as the official release: {exc}") from exc
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)  # what was unpacked for torchvision
     if info.torchvision_class == "MNIST":
         from torchvision.datasets import MNIST
 
@@ -118,6 +122,16 @@ def _read_local(info: DatasetInfo, source: Path, scratch: Path) -> tuple[dict[st
     return splits, classes, notes
 
 
+def _prepared_from(root: Path, name: str, digest: str) -> Path | None:
+    """The prepared copy of ``name`` already made from the source with this digest, if any."""
+    for folder in sorted(root.glob(f"{name}-*")):
+        if cache.is_prepared(folder):
+            source = json.loads((folder / "meta.json").read_text()).get("source", {})
+            if digest in (source.get("sha256"), source.get("listing_sha256")):
+                return folder
+    return None
+
+
 def prepare_from(name: str, source: Path, root: Path, allow_incomplete: bool = False) -> Path:
     """Prepare ``name`` from a local archive or folder; returns the prepared folder."""
     info = dataset_info(name)
@@ -128,10 +142,9 @@ def prepare_from(name: str, source: Path, root: Path, allow_incomplete: bool = F
     if known is not None and known.dataset != name:
         raise BenchError(f"{source} is a copy of {known.dataset}, not {name}; pick dataset={known.dataset}")
     tag = known.tag if known else f"{name}-local-{digest[:8]}"
-    partial_tag = f"{name}-partial-{digest[:8]}"
-    for candidate in (root / tag, root / partial_tag):
-        if cache.is_prepared(candidate):
-            return candidate
+    done = _prepared_from(root, name, digest)
+    if done is not None:
+        return done
     try:
         splits, classes, extras = _read_local(info, source, root / "torchvision" / f"official-{digest[:8]}")
     except (OSError, ValueError, tarfile.TarError) as exc:
@@ -145,7 +158,7 @@ def prepare_from(name: str, source: Path, root: Path, allow_incomplete: bool = F
         "description": known.description if known else f"unrecognised local {info.layout} copy",
         **extras,  # may override the description
     }
-    return _store(root, info, tag, splits, classes, meta, allow_incomplete, partial_tag)
+    return _store(root, info, tag, splits, classes, meta, allow_incomplete, f"{name}-partial-{digest[:8]}")
 
 
 def prepare_download(name: str, root: Path, download: bool = True) -> Path:
