@@ -9,12 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from bench import checkpoint, provenance
-from bench.data import augment as augmentations
-from bench.data.loader import TensorLoader
+from bench.data.build import build_loaders
 from bench.data.prepare import resolve
 from bench.errors import BenchError
 from bench.identity import config_hash, protocol_summary, run_id
@@ -41,34 +39,14 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _subset(n_total: int, n: int | None) -> np.ndarray:
-    """The first ``n`` indices of a fixed permutation (seed 0): the same subset for every run."""
-    if n is None or n >= n_total:
-        return np.arange(n_total)
-    return np.sort(np.random.default_rng(0).permutation(n_total)[:n])
-
-
-def _loaders(cfg: dict[str, Any], data: Any, device: torch.device) -> tuple[TensorLoader, TensorLoader, dict[str, Any]]:
-    ds, trainer = cfg["dataset"], cfg["trainer"]
-    train_idx = _subset(len(data.splits["train"].labels), trainer.get("train_subset"))
-    test_idx = _subset(len(data.splits["test"].labels), trainer.get("test_subset"))
-    aug = dict(ds["augment"])
-    train = TensorLoader(np.asarray(data.splits["train"].images[train_idx]), data.splits["train"].labels[train_idx],
-                         batch_size=trainer["batch_size"], mean=ds["mean"], std=ds["std"], device=device,
-                         augment=augmentations.build(aug.pop("name"), **aug), shuffle=True, seed=cfg["seed"])
-    test = TensorLoader(np.asarray(data.splits["test"].images[test_idx]), data.splits["test"].labels[test_idx],
-                        batch_size=trainer["eval_batch_size"], mean=ds["mean"], std=ds["std"], device=device,
-                        shuffle=False)
-    used = {"train_examples": len(train_idx), "test_examples": len(test_idx)}
-    return train, test, used
-
-
-def _data_record(meta: dict[str, Any], used: dict[str, Any]) -> dict[str, Any]:
-    keep = ("dataset", "provenance", "source", "lossy", "description", "sizes", "prepared_at")
+def _data_record(meta: dict[str, Any], used: dict[str, Any], ds: dict[str, Any]) -> dict[str, Any]:
+    keep = ("dataset", "provenance", "complete", "source", "lossy", "description", "sizes", "prepared_at")
     record = {k: meta.get(k) for k in keep}
     if "jpeg_filled" in meta:
         record["jpeg_filled_count"] = len(meta["jpeg_filled"])
-    return {**record, **used}
+    pipeline = {"augment": ds["augment"], "eval_augment": ds.get("eval_augment"),
+                "normalization": {"name": ds.get("norm"), "mean": ds["mean"], "std": ds["std"]}}
+    return {**record, **used, **pipeline}
 
 
 def execute(cfg: dict[str, Any], sweep: bool = False) -> Outcome:
@@ -78,7 +56,8 @@ def execute(cfg: dict[str, Any], sweep: bool = False) -> Outcome:
     store = ResultsStore(cfg["results_dir"])
     store.check_writable()
     ds = cfg["dataset"]
-    data = resolve(ds["name"], Path(cfg["data_root"]), ds.get("source"), ds.get("download", True))
+    data = resolve(ds["name"], Path(cfg["data_root"]), ds.get("source"), ds.get("download", True),
+                   ds.get("allow_incomplete", False))
     digest = config_hash(cfg, data.tag)
     rid = run_id(cfg, digest)
     if store.is_final(rid) and not cfg.get("force"):
@@ -100,8 +79,8 @@ def execute(cfg: dict[str, Any], sweep: bool = False) -> Outcome:
         set_deterministic(bool(cfg["trainer"]["deterministic"]))
         base["hardware"] = provenance.hardware(device)
         seed_everything(cfg["seed"])
-        train_loader, test_loader, used = _loaders(cfg, data, device)
-        base["data"] = _data_record(data.meta, used)
+        train_loader, test_loader, used = build_loaders(cfg, data, device)
+        base["data"] = _data_record(data.meta, used, ds)
         model = create_model(cfg["model"]["name"], num_classes=ds["num_classes"], in_channels=ds["channels"],
                              **{k: v for k, v in cfg["model"].items() if k != "name"}).to(device)
         optimizer = build_optimizer(model, cfg["optim"])

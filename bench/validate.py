@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.data.augment import AUGMENTATIONS
+from bench.data.build import LOADERS
 from bench.errors import BenchError
 from bench.schedules import SCHEDULES
 from models import available_models
@@ -37,6 +38,9 @@ def validate(cfg: dict[str, Any]) -> None:
     augment = cfg["dataset"]["augment"]["name"]
     if augment not in AUGMENTATIONS:
         raise BenchError(f"unknown augmentation {augment!r}; pick dataset.augment.name from {sorted(AUGMENTATIONS)}")
+    loader = cfg["dataset"].get("loader", "fast")
+    if loader not in LOADERS:
+        raise BenchError(f"dataset.loader must be one of {LOADERS}, got {loader!r}; pass dataset.loader=fast")
     if cfg["model"]["name"] not in available_models():
         raise BenchError(f"unknown model {cfg['model']['name']!r}; pick model=<name> from {available_models()}")
     if trainer["device"] not in ("auto", "cpu") and not str(trainer["device"]).startswith("cuda"):

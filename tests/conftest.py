@@ -56,3 +56,20 @@ def bench(tmp_path: Path, data_root: Path):
     run.results = tmp_path / "results"  # type: ignore[attr-defined]
     run.work = tmp_path / "runs"  # type: ignore[attr-defined]
     return run
+
+
+@pytest.fixture(scope="session")
+def prepared(shared_data: Path, data_root: Path):
+    """``prepared(name)``: the folder of ``name`` prepared from the offline archives (once per session)."""
+    from bench.data.prepare import prepare_from
+
+    archives = {"cifar10": "cifar10.tar.xz", "cifar100": "cifar100.tar.xz", "mnist": "mnist.tar.xz",
+                "cifar10-jpeg": "cifar10-jpeg.tar.xz"}
+    done: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in done:
+            done[name] = prepare_from(name.split("-")[0], shared_data / archives[name], data_root)
+        return done[name]
+
+    return get

@@ -1,26 +1,46 @@
-"""``python -m bench.data prepare <name> [--from PATH] [--root DIR]``: prepare a dataset."""
+"""``python -m bench.data prepare <name> [--from PATH] [--root DIR] [--allow-incomplete]``: prepare a
+dataset; ``python -m bench.data verify <tag> [--root DIR]``: re-check a prepared copy's checksums."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
+from bench.data import cache
 from bench.data.catalog import DATASETS
 from bench.data.prepare import prepare_download, prepare_from
 from bench.errors import BenchError, report
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.data", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     prepare = commands.add_parser("prepare", help="turn an archive, folder or download into the cached format")
     prepare.add_argument("name", choices=sorted(DATASETS))
-    prepare.add_argument("--from", dest="source", type=Path, help="local archive or ImageFolder tree")
-    prepare.add_argument("--root", type=Path, default=Path("data"), help="prepared-data root (default: data)")
-    args = parser.parse_args(argv)
+    prepare.add_argument("--from", dest="source", type=Path, help="local archive or folder")
+    prepare.add_argument("--allow-incomplete", action="store_true",
+                         help="accept a copy with non-official sizes (a stand-in; tagged <name>-partial-*)")
+    verify = commands.add_parser("verify", help="re-check the SHA-256 of a prepared copy's files")
+    verify.add_argument("tag", help="prepared folder name, e.g. cifar10-shared")
+    for command in (prepare, verify):
+        command.add_argument("--root", type=Path, default=Path("data"), help="prepared-data root (default: data)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
+        if args.command == "verify":
+            folder = args.root / args.tag
+            if not cache.is_prepared(folder):
+                raise BenchError(f"{folder} is not a complete prepared dataset; run python -m bench.data prepare")
+            bad = cache.verify_checksums(folder)
+            if bad:
+                raise BenchError(f"{folder}: checksum mismatch in {', '.join(bad)}; prepare the dataset again")
+            print(f"{folder}: all checksums match")
+            return 0
         if args.source is not None:
-            folder = prepare_from(args.name, args.source, args.root)
+            folder = prepare_from(args.name, args.source, args.root, args.allow_incomplete)
         else:
             folder = prepare_download(args.name, args.root)
     except BenchError as error:

@@ -30,22 +30,41 @@ class DatasetInfo:
     torchvision_class: str | None = None
     # Preferred prepared copies when a run names no source, best first.
     preferred_tags: tuple[str, ...] = field(default_factory=tuple)
+    # How a local copy is laid out (a reader in ``bench.data.sources``): image_folder
+    # (<split>/<class>/<index>.<ext>), tiny_imagenet, imagenet (file manifest, images stay on disk),
+    # stl10_binary (the official ``stl10_binary`` release).
+    layout: str = "image_folder"
+    # What the prepared ``test`` split is in the official release (Tiny-ImageNet, ImageNet: val).
+    test_is: str = "test"
 
 
 DATASETS: dict[str, DatasetInfo] = {
     "cifar10": DatasetInfo(
         "cifar10", 10, {"train": 50_000, "test": 10_000}, 3, "CIFAR10",
-        ("cifar10-shared", "cifar10-torchvision", "cifar10-jpeg"),
+        ("cifar10-shared", "cifar10-torchvision", "cifar10-official", "cifar10-jpeg"),
     ),
     "cifar100": DatasetInfo(
         "cifar100", 100, {"train": 50_000, "test": 10_000}, 3, "CIFAR100",
-        ("cifar100-shared", "cifar100-torchvision"),
+        ("cifar100-shared", "cifar100-torchvision", "cifar100-official"),
     ),
     "mnist": DatasetInfo(
         "mnist", 10, {"train": 60_000, "test": 10_000}, 1, "MNIST",
-        ("mnist-shared", "mnist-torchvision"),
+        ("mnist-shared", "mnist-torchvision", "mnist-official"),
     ),
     "digits": DatasetInfo("digits", 10, {"train": 1_500, "test": 297}, 1, None, ("digits-sklearn",)),
+    # Stanford CS231n release (tiny-imagenet-200.zip); the unlabelled official test split is dropped.
+    "tiny_imagenet": DatasetInfo(
+        "tiny_imagenet", 200, {"train": 100_000, "test": 10_000}, 3, None, (), "tiny_imagenet", "val",
+    ),
+    # ILSVRC-2012 as ImageFolder train/ and val/ trees (val sorted into class folders).
+    "imagenet": DatasetInfo(
+        "imagenet", 1000, {"train": 1_281_167, "test": 50_000}, 3, None, (), "imagenet", "val",
+    ),
+    # STL-10: 5,000 labelled train, 8,000 test, 100,000 unlabelled (label -1) images of 96x96.
+    "stl10": DatasetInfo(
+        "stl10", 10, {"train": 5_000, "test": 8_000, "unlabeled": 100_000}, 3, "STL10",
+        ("stl10-official", "stl10-torchvision"), "stl10_binary",
+    ),
 }
 
 KNOWN_COPIES: dict[str, KnownCopy] = {
