@@ -6,7 +6,11 @@ same way (``optim.class_name``).
 """
 from torch.optim import SGD, Adagrad, Adam, AdamW, RMSprop
 
+from optimizers.lrfree_baselines import COCOB, LDoG, DAdaptAdam, DAdaptSGD, DoG, Prodigy
 from optimizers.protocol import EpochHook, EpochLogger, StepHook, requirements
+from optimizers.ps_dasgd import PSDASGD
+from optimizers.ps_sps import PSSPS
+from optimizers.sps import SPS
 
 __all__ = [
     "SGD",
@@ -14,6 +18,16 @@ __all__ = [
     "AdamW",
     "Adagrad",
     "RMSprop",
+    # learning-rate-free methods of Suh & Seo (PS-SPS, PS-DA-SGD) and their baselines
+    "PSSPS",
+    "PSDASGD",
+    "SPS",
+    "DAdaptSGD",
+    "DAdaptAdam",
+    "Prodigy",
+    "DoG",
+    "LDoG",
+    "COCOB",
     "EpochHook",
     "EpochLogger",
     "StepHook",

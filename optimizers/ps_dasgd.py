@@ -1,0 +1,167 @@
+"""PS-DA-SGD: D-Adapt SGD in the parameter-scaled space (Suh & Seo, arXiv 2401.03240, Algorithm 2).
+RECONSTRUCTION: the paper text available to us lost every equation and the body of Algorithm 2;
+this is the candidate of notes/ps-lrfree.md section 1.4.3 (tag [R]), not the authors' algorithm.
+
+Base method, exact (``dadaptation.DAdaptSGD`` 3.2, Defazio & Mishchenko 2023):
+
+    lambda_k = d_k * gamma_k / ||g_0||            s_{k+1} = s_k + lambda_k g_k
+    d_hat = 2 sum_i lambda_i <g_i, s_i> / ||s_{k+1}||,  d_{k+1} = max(d_k, min(d_hat, d_k * growth))
+    z_{k+1} = x_0 - s_{k+1},   x_{k+1} = beta x_k + (1 - beta) z_{k+1}      (momentum beta)
+
+What the paper's prose states ([V]): run it on the network scaled by alpha (Eqs. 1-4; Adam scaling
+in all experiments, plus momentum); applying Alg. 1's substitution directly fails because the
+step depends on d_k / ||g_0||, and a coordinate whose alpha collapses blows the scaled ||g_0|| up
+and stops training; design principles (i) a uniform alpha changes no update, (ii) one converged
+coordinate does not stop the others; "we shrink d_k by the maximum scale ratio (Lines 6-7)" and
+replace ||g_0|| by another quantity (Lines 8-9, symbols lost).
+
+Reconstructed update (``variant="notes_r1"``), step k with gradient g_k (coupled weight decay
+added) and alpha_k**2 from ``optimizers.param_scaling`` (Adam rule by default):
+
+    g'_k     = alpha_k^-1 g_k                                   gradient in the scaled space
+    rho_k    = max_j alpha_{k,j} / alpha_{k-1,j}                "maximum scale ratio" (rho_0 = 1)
+    d_k <- rho_k d_k,  G <- G / rho_k,  s'_k <- rho_k s'_k,  num <- rho_k**2 num   (scalar re-expression)
+    G        = ||alpha_0^-1 g_0|| at k = 0, then only rescaled  (replaces the per-coordinate ||alpha_k^-1 g_0||)
+    lambda_k = d_k gamma_k / G                                  the estimated (Adam-unit) learning rate
+    num     += lambda_k <g'_k, s'_k>;   s'_{k+1} = s'_k + lambda_k g'_k
+    d_{k+1}  = max(d_k, min(2 num / ||s'_{k+1}||, d_k * growth))
+    z_{k+1}  = x_0 - sum_i lambda_i alpha_i^-2 g_i ;  x_{k+1} = beta x_k + (1 - beta) z_{k+1}
+
+and d_0 = d0 * max_j alpha_{0,j} (d0 is read in the units of the first scale, so that a constant
+alpha changes nothing, principle (i)). With alpha = 1 (``scaling="none"``) every line is
+D-Adapt SGD's (property P1, tested against the package). Implementation: the scalars d, G, num
+and the vector s' are stored in the units of the first step's scale and multiplied by the running
+product P_k = rho_1...rho_k when used, which is the same arithmetic without rescaling s' in place.
+Options the notes leave open are switches: ``shrink_only`` (rho_k <- min(1, rho_k), "shrink"
+read literally; off); ``scaling`` (adam | amsgrad | none). Differences from the package besides
+the scaling: per-group weight decay is honoured (the package applies the first group's, and
+leaves it out of ||g_0||), groups with lr 0 are frozen, and d_hat's numerator is summed once per step.
+``conf/optim/ps_dasgd.yaml`` carries ``reconstruction: ...``, which every run record stores.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+from optimizers.lr_log import EstimatedLRLog
+from optimizers.param_scaling import ScalingRule, build_rule
+
+VARIANTS = ("notes_r1",)
+
+
+def _total(values: list[torch.Tensor]) -> float:
+    """Sum of scalar tensors as a Python float (one device sync), in float64 like the package."""
+    return math.fsum(torch.stack(values).double().tolist()) if values else 0.0
+
+
+class PSDASGD(EstimatedLRLog, torch.optim.Optimizer):
+    """Parameter-scaled D-Adapt SGD (reconstructed Algorithm 2).
+
+    Args:
+        params: parameters or parameter groups; all groups share d (as in D-Adapt SGD).
+        lr: gamma_k, the multiplier/schedule of the D-adapted step (default 1.0).
+        momentum: D-Adapt SGD's primal-averaging momentum beta (default 0.9, the value the paper's
+            stripped number most likely was).
+        weight_decay: coupled L2 added to the gradient (default 0: the paper's Table 3).
+        d0: initial distance estimate in units of the first scale (default 1e-6).
+        growth_rate: cap on d's growth per step (default inf).
+        scaling: ``"adam"`` (default), ``"amsgrad"``, ``"none"`` (D-Adapt SGD) or a ``ScalingRule``.
+        beta2, eps: second-moment decay and epsilon of the scaling rule (0.999, 1e-8; assumed).
+        shrink_only: clip the maximum scale ratio at 1 (default False).
+        variant: which reconstruction of Algorithm 2 (only ``"notes_r1"``).
+        log_lr_every: also log lambda_k every N steps (0: once per epoch only).
+    """
+
+    def __init__(self, params: Iterable[Any], lr: float = 1.0, momentum: float = 0.9, weight_decay: float = 0.0,
+                 d0: float = 1e-6, growth_rate: float = math.inf, scaling: str | ScalingRule = "adam",
+                 beta2: float = 0.999, eps: float = 1e-8, shrink_only: bool = True, variant: str = "notes_r1",
+                 log_lr_every: int = 0) -> None:
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown PS-DA-SGD variant {variant!r}; pick variant from {VARIANTS}")
+        if lr <= 0.0:
+            raise ValueError(f"lr must be positive (it multiplies the D-adapted step), got {lr}")
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        if d0 <= 0.0:
+            raise ValueError(f"d0 must be positive, got {d0}")
+        if weight_decay < 0.0:
+            raise ValueError(f"weight_decay must be non-negative, got {weight_decay}")
+        self.rule = build_rule(scaling, beta2, eps)
+        self.variant, self.shrink_only = variant, shrink_only
+        defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, d0=d0, growth_rate=growth_rate,
+                        k=0, d=d0, g0_norm=0.0, numerator=0.0, scale=1.0, lam=0.0)
+        super().__init__(params, defaults)
+        self._init_lr_log(log_lr_every)
+
+    def estimated_lr(self) -> float | None:
+        group = self.param_groups[0]
+        return group["lam"] if group["k"] > 0 else None
+
+    def _scaled_gradients(self, k: int) -> tuple[list[tuple], float]:
+        """Per parameter (p, group, state, g' = alpha^-1 g, alpha^-1) and the squared maximum scale ratio."""
+        entries, ratios = [], []
+        for group in self.param_groups:
+            if group["lr"] == 0.0:
+                continue
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                grad = p.grad if group["weight_decay"] == 0 else p.grad.add(p, alpha=group["weight_decay"])
+                den = self.rule.denominator(state, grad, k)  # alpha_k**2
+                if "den" in state:
+                    ratios.append(torch.max(den / state["den"]))
+                else:
+                    state["x0"] = p.detach().clone()
+                    state["s"] = torch.zeros_like(p)        # s' in first-step units
+                    state["step_sum"] = torch.zeros_like(p)  # sum_i lambda_i alpha_i^-2 g_i = x0 - z
+                state["den"] = den
+                inv_alpha = den.rsqrt()
+                entries.append((p, group, state, grad * inv_alpha, inv_alpha))
+        return entries, max(torch.stack(ratios).max().item(), 0.0) if ratios else 1.0
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        first = self.param_groups[0]
+        lr = max(group["lr"] for group in self.param_groups)
+        if any(group["lr"] not in (lr, 0.0) for group in self.param_groups):
+            raise RuntimeError("PS-DA-SGD (like D-Adapt SGD) needs one lr for all parameter groups (or 0)")
+        k, d, growth = first["k"], first["d"], first["growth_rate"]
+        entries, ratio_sq = self._scaled_gradients(k)
+        if not entries:
+            return loss
+        if k == 0:
+            g0_norm = math.sqrt(_total([torch.dot(g.flatten(), g.flatten()) for _, _, _, g, _ in entries]))
+            if g0_norm == 0.0:  # nothing to learn from yet; start again at the next step
+                return loss
+            d = first["d0"] * math.sqrt(torch.stack([st["den"].max() for _, _, st, _, _ in entries]).max().item())
+            scale = 1.0
+        else:
+            g0_norm = first["g0_norm"]
+            rho = math.sqrt(ratio_sq)  # maximum scale ratio (Lines 6-7)
+            scale = first["scale"] * (min(rho, 1.0) if self.shrink_only else rho)
+        lam = scale * scale * d * lr / g0_norm  # lambda_k in current units; d, G in first-step units
+        lam_ref = lam / scale                   # the same step expressed in first-step units
+        dots, sq_norms = [], []
+        for p, group, state, g_scaled, inv_alpha in entries:
+            s = state["s"]
+            dots.append(torch.dot(g_scaled.flatten(), s.flatten()))
+            s.add_(g_scaled, alpha=lam_ref)
+            sq_norms.append(torch.dot(s.flatten(), s.flatten()))
+            state["step_sum"].addcmul_(g_scaled, inv_alpha, value=lam)
+            ck = 1.0 - group["momentum"]
+            p.mul_(1.0 - ck).add_(state["x0"] - state["step_sum"], alpha=ck)
+        numerator = first["numerator"] + lam_ref * _total(dots)
+        sk_norm = math.sqrt(_total(sq_norms))
+        if sk_norm > 0.0:
+            d = max(d, min(2.0 * numerator / sk_norm, d * growth))
+        for group in self.param_groups:
+            group.update(k=k + 1, d=d, g0_norm=g0_norm, numerator=numerator, scale=scale, lam=lam)
+        return loss
