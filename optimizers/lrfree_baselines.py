@@ -4,9 +4,9 @@ Each class is the package's optimizer, unchanged in its arithmetic, plus what th
 needs (``optimizers/protocol.py``):
 
 * ``estimated_lr()`` / ``epoch_log()`` (``optimizers.lr_log``): the learning rate the method
-  estimated, d * lr for D-Adapt Adam and Prodigy (their Adam step size, bias correction excluded),
-  d * lr / ||g_0|| for D-Adapt SGD (its step size lambda_k, comparable to PS-DA-SGD's),
-  eta_t for DoG and the median over tensors of LDoG's per-tensor eta_t. COCOB has no single
+  estimated and used at the last step: d * lr for D-Adapt Adam and Prodigy (their Adam step size,
+  bias correction excluded), d * lr / ||g_0|| for D-Adapt SGD (its step size, comparable to
+  PS-DA-SGD's lambda_k), eta_t for DoG and the median over tensors of LDoG's per-tensor eta_t. COCOB has no single
   learning rate and logs none.
 * DoG/LDoG (``dog-optimizer``): (1) parameters without a gradient are skipped (the package reads
   ``p.grad`` of every parameter and crashes on None): they get a zero gradient for the package's
@@ -22,6 +22,7 @@ paper's time), ``dog-optimizer`` 1.0.3 and ``parameterfree`` 0.0.1 are pinned in
 """
 from __future__ import annotations
 
+import logging
 import statistics
 from typing import Any
 
@@ -34,36 +35,44 @@ from torch import nn
 
 from optimizers.lr_log import EstimatedLRLog, as_float
 
+logging.getLogger(dog.dog.__name__).setLevel(logging.WARNING)  # it logs every state_dict() at INFO
 
-class DAdaptSGD(EstimatedLRLog, dadaptation.DAdaptSGD):
+
+class _DAdapted(EstimatedLRLog):
+    """Estimated LR of the D-Adaptation family: d * lr as used by the last step (d before its update)."""
+
+    def __init__(self, params: Any, log_lr_every: int = 0, **hparams: Any) -> None:
+        super().__init__(params, **hparams)
+        self._init_lr_log(log_lr_every)
+        self._last_lr: float | None = None
+
+    def _step_lr(self, group: dict[str, Any]) -> float:
+        return group["d"] * group["lr"]
+
+    def step(self, closure: Any = None) -> Any:
+        group = self.param_groups[0]
+        d, lr = group["d"], group["lr"]
+        loss = super().step(closure)
+        if group["k"] > 0:
+            self._last_lr = self._step_lr({**group, "d": d, "lr": lr})
+        return loss
+
+    def estimated_lr(self) -> float | None:
+        return self._last_lr
+
+
+class DAdaptSGD(_DAdapted, dadaptation.DAdaptSGD):
     """``dadaptation.DAdaptSGD``; estimated LR = d * lr / ||g_0|| (its step size)."""
 
-    def __init__(self, params: Any, log_lr_every: int = 0, **hparams: Any) -> None:
-        super().__init__(params, **hparams)
-        self._init_lr_log(log_lr_every)
-
-    def estimated_lr(self) -> float | None:
-        group = self.param_groups[0]
-        return group["d"] * group["lr"] / group["g0_norm"] if group["k"] > 0 else None
+    def _step_lr(self, group: dict[str, Any]) -> float:
+        return group["d"] * group["lr"] / group["g0_norm"]
 
 
-class _DTimesLR(EstimatedLRLog):
-    """Estimated LR = d * lr (D-Adapt Adam, Prodigy)."""
-
-    def __init__(self, params: Any, log_lr_every: int = 0, **hparams: Any) -> None:
-        super().__init__(params, **hparams)
-        self._init_lr_log(log_lr_every)
-
-    def estimated_lr(self) -> float | None:
-        group = self.param_groups[0]
-        return group["d"] * group["lr"] if group["k"] > 0 else None
-
-
-class DAdaptAdam(_DTimesLR, dadaptation.DAdaptAdam):
+class DAdaptAdam(_DAdapted, dadaptation.DAdaptAdam):
     """``dadaptation.DAdaptAdam`` (the v3 algorithm); estimated LR = d * lr."""
 
 
-class Prodigy(_DTimesLR, prodigyopt.Prodigy):
+class Prodigy(_DAdapted, prodigyopt.Prodigy):
     """``prodigyopt.Prodigy``; estimated LR = d * lr."""
 
 
