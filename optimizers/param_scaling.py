@@ -22,11 +22,15 @@ import torch
 
 
 class ScalingRule:
-    """Maps (per-parameter state, gradient, step index k >= 0) to the divisor ``alpha_k**2``."""
+    """Maps (per-parameter state, gradient, step index k >= 0) to the divisor ``alpha_k**2``.
+
+    ``denominator`` writes it into ``out`` (a tensor shaped like ``grad``; a new one when None) and
+    returns it, so that optimizers can reuse one buffer instead of allocating every step.
+    """
 
     name = "rule"
 
-    def denominator(self, state: dict, grad: torch.Tensor, k: int) -> torch.Tensor:
+    def denominator(self, state: dict, grad: torch.Tensor, k: int, out: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -35,8 +39,8 @@ class NoScaling(ScalingRule):
 
     name = "none"
 
-    def denominator(self, state: dict, grad: torch.Tensor, k: int) -> torch.Tensor:
-        return torch.ones_like(grad)
+    def denominator(self, state: dict, grad: torch.Tensor, k: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.ones_like(grad) if out is None else out.fill_(1.0)
 
 
 class AdamScaling(ScalingRule):
@@ -56,9 +60,9 @@ class AdamScaling(ScalingRule):
             state["exp_avg_sq"] = torch.zeros_like(grad)
         return state["exp_avg_sq"].mul_(self.beta2).addcmul_(grad, grad, value=1.0 - self.beta2)
 
-    def denominator(self, state: dict, grad: torch.Tensor, k: int) -> torch.Tensor:
+    def denominator(self, state: dict, grad: torch.Tensor, k: int, out: torch.Tensor | None = None) -> torch.Tensor:
         v = self._second_moment(state, grad)
-        return v.sqrt().div_(math.sqrt(1.0 - self.beta2 ** (k + 1))).add_(self.eps)
+        return torch.sqrt(v, out=out).div_(math.sqrt(1.0 - self.beta2 ** (k + 1))).add_(self.eps)
 
 
 class AMSGradScaling(AdamScaling):
@@ -66,12 +70,12 @@ class AMSGradScaling(AdamScaling):
 
     name = "amsgrad"
 
-    def denominator(self, state: dict, grad: torch.Tensor, k: int) -> torch.Tensor:
-        v_hat = self._second_moment(state, grad) / (1.0 - self.beta2 ** (k + 1))
+    def denominator(self, state: dict, grad: torch.Tensor, k: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        v_hat = torch.div(self._second_moment(state, grad), 1.0 - self.beta2 ** (k + 1), out=out)
         if "max_exp_avg_sq" not in state:
             state["max_exp_avg_sq"] = torch.zeros_like(grad)
         torch.maximum(state["max_exp_avg_sq"], v_hat, out=state["max_exp_avg_sq"])
-        return state["max_exp_avg_sq"].sqrt().add_(self.eps)
+        return torch.sqrt(state["max_exp_avg_sq"], out=v_hat).add_(self.eps)
 
 
 class Constant(ScalingRule):
@@ -82,8 +86,8 @@ class Constant(ScalingRule):
     def __init__(self, value: float) -> None:
         self.value = value
 
-    def denominator(self, state: dict, grad: torch.Tensor, k: int) -> torch.Tensor:
-        return torch.full_like(grad, self.value)
+    def denominator(self, state: dict, grad: torch.Tensor, k: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.full_like(grad, self.value) if out is None else out.fill_(self.value)
 
 
 class Multiplied(ScalingRule):
@@ -94,8 +98,8 @@ class Multiplied(ScalingRule):
     def __init__(self, rule: ScalingRule, factor: Callable[[int], float]) -> None:
         self.rule, self.factor = rule, factor
 
-    def denominator(self, state: dict, grad: torch.Tensor, k: int) -> torch.Tensor:
-        return self.rule.denominator(state, grad, k).mul_(self.factor(k) ** 2)
+    def denominator(self, state: dict, grad: torch.Tensor, k: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        return self.rule.denominator(state, grad, k, out).mul_(self.factor(k) ** 2)
 
 
 RULES: dict[str, Callable[..., ScalingRule]] = {

@@ -25,7 +25,7 @@ added) and alpha_k**2 from ``optimizers.param_scaling`` (Adam rule by default):
     lambda_k = d_k gamma_k / G                                  the estimated (Adam-unit) learning rate
     num     += lambda_k <g'_k, s'_k>;   s'_{k+1} = s'_k + lambda_k g'_k
     d_{k+1}  = max(d_k, min(2 num / ||s'_{k+1}||, d_k * growth))
-    z_{k+1}  = x_0 - sum_i lambda_i alpha_i^-2 g_i ;  x_{k+1} = beta x_k + (1 - beta) z_{k+1}
+    z_{k+1}  = z_k - lambda_k alpha_k^-2 g_k ;  x_{k+1} = beta x_k + (1 - beta) z_{k+1}
 
 and d_0 = d0 * max_j alpha_{0,j} (d0 is read in the units of the first scale, so that a constant
 alpha changes nothing, principle (i)). With alpha = 1 (``scaling="none"``) every line is
@@ -95,14 +95,17 @@ class PSDASGD(EstimatedLRLog, torch.optim.Optimizer):
                         k=0, d=d0, g0_norm=0.0, numerator=0.0, scale=1.0, lam=0.0)
         super().__init__(params, defaults)
         self._init_lr_log(log_lr_every)
+        self._spare: dict[torch.Tensor, torch.Tensor] = {}
 
     def estimated_lr(self) -> float | None:
         group = self.param_groups[0]
         return group["lam"] if group["k"] > 0 else None
 
-    def _scaled_gradients(self, k: int) -> tuple[list[tuple], float]:
-        """Per parameter (p, group, state, g' = alpha^-1 g, alpha^-1) and the squared maximum scale ratio."""
-        entries, ratios = [], []
+    def _scale(self, k: int) -> tuple[list[tuple], float, float]:
+        """Update alpha_k^-1 of every parameter and turn p.grad into g' = alpha_k^-1 g (in place, as
+        dadaptation adds weight decay in place); returns (p, group, state, g') entries, the squared
+        maximum scale ratio max_j (alpha_k / alpha_{k-1})**2, and at k = 0 ||alpha_0^-1 g_0||**2."""
+        entries, ratios, g0_sq = [], [], []
         for group in self.param_groups:
             if group["lr"] == 0.0:
                 continue
@@ -110,18 +113,24 @@ class PSDASGD(EstimatedLRLog, torch.optim.Optimizer):
                 if p.grad is None:
                     continue
                 state = self.state[p]
-                grad = p.grad if group["weight_decay"] == 0 else p.grad.add(p, alpha=group["weight_decay"])
-                den = self.rule.denominator(state, grad, k)  # alpha_k**2
-                if "den" in state:
-                    ratios.append(torch.max(den / state["den"]))
-                else:
-                    state["x0"] = p.detach().clone()
-                    state["s"] = torch.zeros_like(p)        # s' in first-step units
-                    state["step_sum"] = torch.zeros_like(p)  # sum_i lambda_i alpha_i^-2 g_i = x0 - z
-                state["den"] = den
-                inv_alpha = den.rsqrt()
-                entries.append((p, group, state, grad * inv_alpha, inv_alpha))
-        return entries, max(torch.stack(ratios).max().item(), 0.0) if ratios else 1.0
+                grad = p.grad if group["weight_decay"] == 0 else p.grad.add_(p, alpha=group["weight_decay"])
+                if "inv_alpha" not in state:
+                    state["inv_alpha"] = torch.ones_like(p)
+                    state["z"] = p.detach().clone()  # x0 - sum_i lambda_i alpha_i^-2 g_i
+                    state["s"] = torch.zeros_like(p)  # s' in first-step units
+                # alpha_k^-1 goes into a spare buffer that then swaps with the state's: no allocation
+                spare = self._spare.pop(p, None)
+                spare = torch.empty_like(p) if spare is None else spare
+                inv_alpha = self.rule.denominator(state, grad, k, out=spare).rsqrt_()
+                if k > 0:  # alpha_k / alpha_{k-1}, computed in the old buffer (it becomes the spare)
+                    ratios.append(state["inv_alpha"].div_(inv_alpha).max())
+                self._spare[p], state["inv_alpha"] = state["inv_alpha"], inv_alpha
+                scaled = grad.mul_(inv_alpha)  # g' = alpha^-1 g, in place of p.grad
+                if k == 0:
+                    g0_sq.append(torch.dot(scaled.flatten(), scaled.flatten()))
+                entries.append((p, group, state, scaled))
+        ratio_sq = torch.stack(ratios).max().item() ** 2 if ratios else 1.0
+        return entries, ratio_sq, _total(g0_sq)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
@@ -134,14 +143,15 @@ class PSDASGD(EstimatedLRLog, torch.optim.Optimizer):
         if any(group["lr"] not in (lr, 0.0) for group in self.param_groups):
             raise RuntimeError("PS-DA-SGD (like D-Adapt SGD) needs one lr for all parameter groups (or 0)")
         k, d, growth = first["k"], first["d"], first["growth_rate"]
-        entries, ratio_sq = self._scaled_gradients(k)
+        entries, ratio_sq, g0_sq = self._scale(k)
         if not entries:
             return loss
         if k == 0:
-            g0_norm = math.sqrt(_total([torch.dot(g.flatten(), g.flatten()) for _, _, _, g, _ in entries]))
+            g0_norm = math.sqrt(g0_sq)
             if g0_norm == 0.0:  # nothing to learn from yet; start again at the next step
                 return loss
-            d = first["d0"] * math.sqrt(torch.stack([st["den"].max() for _, _, st, _, _ in entries]).max().item())
+            # d_0 = d0 * max_j alpha_{0,j}
+            d = first["d0"] / torch.stack([state["inv_alpha"].min() for _, _, state, _ in entries]).min().item()
             scale = 1.0
         else:
             g0_norm = first["g0_norm"]
@@ -150,14 +160,14 @@ class PSDASGD(EstimatedLRLog, torch.optim.Optimizer):
         lam = scale * scale * d * lr / g0_norm  # lambda_k in current units; d, G in first-step units
         lam_ref = lam / scale                   # the same step expressed in first-step units
         dots, sq_norms = [], []
-        for p, group, state, g_scaled, inv_alpha in entries:
-            s = state["s"]
+        for p, group, state, g_scaled in entries:
+            s, inv_alpha = state["s"], state["inv_alpha"]
             dots.append(torch.dot(g_scaled.flatten(), s.flatten()))
             s.add_(g_scaled, alpha=lam_ref)
             sq_norms.append(torch.dot(s.flatten(), s.flatten()))
-            state["step_sum"].addcmul_(g_scaled, inv_alpha, value=lam)
+            state["z"].addcmul_(g_scaled, inv_alpha, value=-lam)
             ck = 1.0 - group["momentum"]
-            p.mul_(1.0 - ck).add_(state["x0"] - state["step_sum"], alpha=ck)
+            p.mul_(1.0 - ck).add_(state["z"], alpha=ck)
         numerator = first["numerator"] + lam_ref * _total(dots)
         sk_norm = math.sqrt(_total(sq_norms))
         if sk_norm > 0.0:

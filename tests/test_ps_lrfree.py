@@ -55,16 +55,18 @@ def max_relative_difference(a: nn.Module, b: nn.Module) -> float:
 
 
 # ------------------------------------------------------------------------------- P1 (PS-DA-SGD)
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+# float64: the 1e-7. float32: PS-DA-SGD updates z in place (z - lambda g) where the package
+# recomputes x0 - s, which rounds differently by a few float32 ulps over 100 steps.
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-7), (torch.float32, 4e-6)])
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
-def test_p1_unit_scaling_reproduces_dadapt_sgd(dtype: torch.dtype, momentum: float) -> None:
+def test_p1_unit_scaling_reproduces_dadapt_sgd(dtype: torch.dtype, tolerance: float, momentum: float) -> None:
     data = batches(100, dtype)
     reference = small_model(dtype)
     train(reference, dadaptation.DAdaptSGD(reference.parameters(), lr=1.0, momentum=momentum, d0=1e-6), data)
     ours = small_model(dtype)
     optimizer = PSDASGD(ours.parameters(), lr=1.0, momentum=momentum, d0=1e-6, scaling="none")
     train(ours, optimizer, data)
-    assert max_relative_difference(reference, ours) <= 1e-7
+    assert max_relative_difference(reference, ours) <= tolerance
     assert max_relative_difference(small_model(dtype), ours) > 1e-3  # it did train
 
 
