@@ -33,6 +33,12 @@ class ScalingRule:
     def denominator(self, state: dict, grad: torch.Tensor, k: int, out: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
+    def factored_denominator(self, state: dict, grad: torch.Tensor, k: int,
+                             out: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
+        """``(t, c)`` with ``alpha_k**2 = c * t``: lets an optimizer fold a scalar into its own
+        scalar arithmetic instead of a pass over the tensor."""
+        return self.denominator(state, grad, k, out), 1.0
+
 
 class NoScaling(ScalingRule):
     """alpha = 1: plain steepest descent."""
@@ -63,6 +69,12 @@ class AdamScaling(ScalingRule):
     def denominator(self, state: dict, grad: torch.Tensor, k: int, out: torch.Tensor | None = None) -> torch.Tensor:
         v = self._second_moment(state, grad)
         return torch.sqrt(v, out=out).div_(math.sqrt(1.0 - self.beta2 ** (k + 1))).add_(self.eps)
+
+    def factored_denominator(self, state: dict, grad: torch.Tensor, k: int,
+                             out: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
+        """sqrt(v / b) + eps = (sqrt(v) + eps * sqrt(b)) / sqrt(b), with b the bias correction."""
+        root_b = math.sqrt(1.0 - self.beta2 ** (k + 1))
+        return torch.sqrt(self._second_moment(state, grad), out=out).add_(self.eps * root_b), 1.0 / root_b
 
 
 class AMSGradScaling(AdamScaling):
@@ -100,6 +112,11 @@ class Multiplied(ScalingRule):
 
     def denominator(self, state: dict, grad: torch.Tensor, k: int, out: torch.Tensor | None = None) -> torch.Tensor:
         return self.rule.denominator(state, grad, k, out).mul_(self.factor(k) ** 2)
+
+    def factored_denominator(self, state: dict, grad: torch.Tensor, k: int,
+                             out: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
+        tensor, factor = self.rule.factored_denominator(state, grad, k, out)
+        return tensor, factor * self.factor(k) ** 2
 
 
 RULES: dict[str, Callable[..., ScalingRule]] = {

@@ -92,7 +92,7 @@ class PSDASGD(EstimatedLRLog, torch.optim.Optimizer):
         self.rule = build_rule(scaling, beta2, eps)
         self.variant, self.shrink_only = variant, shrink_only
         defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, d0=d0, growth_rate=growth_rate,
-                        k=0, d=d0, g0_norm=0.0, numerator=0.0, scale=1.0, lam=0.0)
+                        k=0, d=d0, g0_norm=0.0, numerator=0.0, scale=1.0, lam=0.0, inv_factor=1.0)
         super().__init__(params, defaults)
         self._init_lr_log(log_lr_every)
         self._spare: dict[torch.Tensor, torch.Tensor] = {}
@@ -101,11 +101,12 @@ class PSDASGD(EstimatedLRLog, torch.optim.Optimizer):
         group = self.param_groups[0]
         return group["lam"] if group["k"] > 0 else None
 
-    def _scale(self, k: int) -> tuple[list[tuple], float, float]:
-        """Update alpha_k^-1 of every parameter and turn p.grad into g' = alpha_k^-1 g (in place, as
-        dadaptation adds weight decay in place); returns (p, group, state, g') entries, the squared
-        maximum scale ratio max_j (alpha_k / alpha_{k-1})**2, and at k = 0 ||alpha_0^-1 g_0||**2."""
-        entries, ratios, g0_sq = [], [], []
+    def _scale(self, k: int) -> tuple[list[tuple], float, float, float]:
+        """Update alpha_k^-1 = f_k * a_k of every parameter (the tensor a_k is stored, the scalar f_k
+        is folded into the step's scalars) and turn p.grad into a_k * g (in place, as dadaptation
+        adds weight decay in place). Returns the (p, group, state, a_k g) entries, f_k, the maximum
+        scale ratio max_j alpha_{k,j} / alpha_{k-1,j}, and at k = 0 ||alpha_0^-1 g_0||**2."""
+        entries, ratios, g0_sq, factor = [], [], [], 1.0
         for group in self.param_groups:
             if group["lr"] == 0.0:
                 continue
@@ -121,16 +122,18 @@ class PSDASGD(EstimatedLRLog, torch.optim.Optimizer):
                 # alpha_k^-1 goes into a spare buffer that then swaps with the state's: no allocation
                 spare = self._spare.pop(p, None)
                 spare = torch.empty_like(p) if spare is None else spare
-                inv_alpha = self.rule.denominator(state, grad, k, out=spare).rsqrt_()
-                if k > 0:  # alpha_k / alpha_{k-1}, computed in the old buffer (it becomes the spare)
+                denominator, factor = self.rule.factored_denominator(state, grad, k, out=spare)
+                inv_alpha = denominator.rsqrt_()
+                if k > 0:  # a_{k-1} / a_k, computed in the old buffer (it becomes the spare)
                     ratios.append(state["inv_alpha"].div_(inv_alpha).max())
                 self._spare[p], state["inv_alpha"] = state["inv_alpha"], inv_alpha
-                scaled = grad.mul_(inv_alpha)  # g' = alpha^-1 g, in place of p.grad
+                scaled = grad.mul_(inv_alpha)  # g' / f_k, in place of p.grad
                 if k == 0:
                     g0_sq.append(torch.dot(scaled.flatten(), scaled.flatten()))
                 entries.append((p, group, state, scaled))
-        ratio_sq = torch.stack(ratios).max().item() ** 2 if ratios else 1.0
-        return entries, ratio_sq, _total(g0_sq)
+        inv_factor = factor ** -0.5
+        ratio = torch.stack(ratios).max().item() * self.param_groups[0]["inv_factor"] / inv_factor if ratios else 1.0
+        return entries, inv_factor, ratio, inv_factor ** 2 * _total(g0_sq)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
@@ -143,7 +146,7 @@ class PSDASGD(EstimatedLRLog, torch.optim.Optimizer):
         if any(group["lr"] not in (lr, 0.0) for group in self.param_groups):
             raise RuntimeError("PS-DA-SGD (like D-Adapt SGD) needs one lr for all parameter groups (or 0)")
         k, d, growth = first["k"], first["d"], first["growth_rate"]
-        entries, ratio_sq, g0_sq = self._scale(k)
+        entries, f, ratio, g0_sq = self._scale(k)
         if not entries:
             return loss
         if k == 0:
@@ -151,27 +154,26 @@ class PSDASGD(EstimatedLRLog, torch.optim.Optimizer):
             if g0_norm == 0.0:  # nothing to learn from yet; start again at the next step
                 return loss
             # d_0 = d0 * max_j alpha_{0,j}
-            d = first["d0"] / torch.stack([state["inv_alpha"].min() for _, _, state, _ in entries]).min().item()
+            d = first["d0"] / (f * torch.stack([state["inv_alpha"].min() for _, _, state, _ in entries]).min().item())
             scale = 1.0
         else:
             g0_norm = first["g0_norm"]
-            rho = math.sqrt(ratio_sq)  # maximum scale ratio (Lines 6-7)
-            scale = first["scale"] * (min(rho, 1.0) if self.shrink_only else rho)
+            # maximum scale ratio (Lines 6-7)
+            scale = first["scale"] * (min(ratio, 1.0) if self.shrink_only else ratio)
         lam = scale * scale * d * lr / g0_norm  # lambda_k in current units; d, G in first-step units
         lam_ref = lam / scale                   # the same step expressed in first-step units
         dots, sq_norms = [], []
-        for p, group, state, g_scaled in entries:
+        for p, group, state, g_scaled in entries:  # g_scaled = g' / f
             s, inv_alpha = state["s"], state["inv_alpha"]
             dots.append(torch.dot(g_scaled.flatten(), s.flatten()))
-            s.add_(g_scaled, alpha=lam_ref)
+            s.add_(g_scaled, alpha=lam_ref * f)
             sq_norms.append(torch.dot(s.flatten(), s.flatten()))
-            state["z"].addcmul_(g_scaled, inv_alpha, value=-lam)
-            ck = 1.0 - group["momentum"]
-            p.mul_(1.0 - ck).add_(state["z"], alpha=ck)
-        numerator = first["numerator"] + lam_ref * _total(dots)
+            state["z"].addcmul_(g_scaled, inv_alpha, value=-lam * f * f)  # z -= lambda alpha^-2 g
+            p.lerp_(state["z"], 1.0 - group["momentum"])  # beta x + (1 - beta) z
+        numerator = first["numerator"] + lam_ref * f * _total(dots)
         sk_norm = math.sqrt(_total(sq_norms))
         if sk_norm > 0.0:
             d = max(d, min(2.0 * numerator / sk_norm, d * growth))
         for group in self.param_groups:
-            group.update(k=k + 1, d=d, g0_norm=g0_norm, numerator=numerator, scale=scale, lam=lam)
+            group.update(k=k + 1, d=d, g0_norm=g0_norm, numerator=numerator, scale=scale, lam=lam, inv_factor=f)
         return loss
