@@ -29,13 +29,22 @@ added) and alpha_k**2 from ``optimizers.param_scaling`` (Adam rule by default):
 
 and d_0 = d0 * max_j alpha_{0,j} (d0 is read in the units of the first scale, so that a constant
 alpha changes nothing, principle (i)). With alpha = 1 (``scaling="none"``) every line is
-D-Adapt SGD's (property P1, tested against the package). Implementation: the scalars d, G, num
-and the vector s' are stored in the units of the first step's scale and multiplied by the running
-product P_k = rho_1...rho_k when used, which is the same arithmetic without rescaling s' in place.
-Options the notes leave open are switches: ``shrink_only`` (rho_k <- min(1, rho_k), "shrink"
-read literally; off); ``scaling`` (adam | amsgrad | none). Differences from the package besides
-the scaling: per-group weight decay is honoured (the package applies the first group's, and
-leaves it out of ||g_0||), groups with lr 0 are frozen, and d_hat's numerator is summed once per step.
+D-Adapt SGD's (property P1, tested against the package).
+
+Choices the notes leave open are switches: ``shrink_only`` (default True: rho_k <- min(1, rho_k),
+"shrink" and "compensate for the decrease of alpha_k" read literally; with False one coordinate
+whose alpha grows from ~eps makes rho_k huge and the run explodes, as our smoke runs showed) and
+``scaling`` (adam | amsgrad | none).
+
+Implementation (same arithmetic, fewer passes over memory; the step costs ~1.4x DAdaptSGD's, see
+scripts/bench_ps_dasgd_step.py): d, G, num and s' are kept in the units of the first step's scale
+and multiplied by the running product P_k = rho_1...rho_k when used, instead of rescaling s' in
+place; z is updated in place instead of recomputed as x0 - s (in float32 this rounds differently
+from the package by a few ulps); Adam's bias correction is folded into scalars
+(``ScalingRule.factored_denominator``); p.grad is overwritten with alpha^-1 g (dadaptation also
+modifies p.grad in place, for weight decay). Differences from the package besides the scaling:
+per-group weight decay is honoured (the package applies the first group's, and leaves it out of
+||g_0||), groups with lr 0 are frozen, and d_hat's numerator is summed once per step.
 ``conf/optim/ps_dasgd.yaml`` carries ``reconstruction: ...``, which every run record stores.
 """
 from __future__ import annotations
@@ -70,7 +79,7 @@ class PSDASGD(EstimatedLRLog, torch.optim.Optimizer):
         growth_rate: cap on d's growth per step (default inf).
         scaling: ``"adam"`` (default), ``"amsgrad"``, ``"none"`` (D-Adapt SGD) or a ``ScalingRule``.
         beta2, eps: second-moment decay and epsilon of the scaling rule (0.999, 1e-8; assumed).
-        shrink_only: clip the maximum scale ratio at 1 (default False).
+        shrink_only: clip the maximum scale ratio at 1 (default True).
         variant: which reconstruction of Algorithm 2 (only ``"notes_r1"``).
         log_lr_every: also log lambda_k every N steps (0: once per epoch only).
     """

@@ -19,13 +19,7 @@ from bench.tasks import build_task
 from bench.trainer import Trainer, TrainState
 from optimizers import COCOB, LDoG, PSDASGD, PSSPS, SPS, DAdaptAdam, DAdaptSGD, DoG, Prodigy
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class WithUnused(nn.Module):

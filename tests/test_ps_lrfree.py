@@ -16,16 +16,10 @@ from optimizers import PSDASGD, PSSPS, SPS
 from optimizers.param_scaling import AdamScaling, Constant, Multiplied, NoScaling
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
 # ----------------------------------------------------------------------------------------- helpers
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one thread is ~30x faster than two on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def small_model(dtype: torch.dtype = torch.float64) -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10)).to(dtype)
