@@ -101,7 +101,8 @@ def main() -> None:
                 optimizer.step()
             return step
 
-        entries = {name: (lambda: None, train_step(model, opt)) for model, (name, opt) in zip(models, optimizers.items())}
+        entries = {name: (lambda: None, train_step(model, opt))
+                   for model, (name, opt) in zip(models, optimizers.items())}
         report(f"training step (batch {args.batch})", compare(entries, max(2, args.steps // 10), 1, device))
 
 
