@@ -51,6 +51,9 @@ def build_optimizer(model: nn.Module, optim_cfg: dict[str, Any]) -> torch.optim.
     cls = optimizer_class(name, optim_cfg["class_name"])
     groups = parameter_groups(model, list(optim_cfg.get("no_weight_decay", [])))
     try:
-        return cls(groups, **optim_cfg["hparams"])
+        optimizer = cls(groups, **optim_cfg["hparams"])
     except (TypeError, ValueError) as exc:
         raise BenchError(f"optimizer {name}: invalid hyper-parameters ({exc}); see conf/optim/{name}.yaml") from exc
+    if callable(bind := getattr(optimizer, "bind_model", None)):
+        bind(model)  # e.g. DoG's iterate averager (optimizers.protocol)
+    return optimizer

@@ -41,7 +41,7 @@ class TrainState:
 
 
 class Diverged(Exception):
-    """The loss (or an optimizer's estimate) became NaN or infinite."""
+    """The loss (or an optimizer's estimated learning rate) became NaN or infinite."""
 
 
 def seed_everything(seed: int) -> None:
@@ -95,7 +95,7 @@ class Trainer:
         """Train from ``state.epoch + 1`` to ``epochs``; returns "finished" or "diverged"."""
         for epoch in range(state.epoch + 1, epochs + 1):
             started = time.perf_counter()
-            lrs = [group["lr"] for group in self.optimizer.param_groups]
+            lrs = [group.get("lr") for group in self.optimizer.param_groups]  # COCOB has none
             try:
                 train = self._train_epoch(epoch, state)
             except Diverged as exc:
@@ -122,6 +122,7 @@ class Trainer:
         self.model.train()
         sums: dict[str, torch.Tensor] = {}
         step_hooks = [hook for owner in (self.optimizer, self.schedule) if (hook := _hooks(owner, "end_step"))]
+        estimate = _hooks(self.optimizer, "estimated_lr")
         batches = tqdm(self.train_loader.epoch(epoch), total=len(self.train_loader), desc=f"epoch {epoch}",
                        disable=None if self.progress else True, leave=False, dynamic_ncols=True)
         for i, (inputs, targets) in enumerate(batches, start=1):
@@ -135,6 +136,8 @@ class Trainer:
                 value = loss.item()
                 if not math.isfinite(value):
                     raise Diverged(f"loss {value} at epoch {epoch}, step {state.step}")
+                if estimate and (lr := estimate()) is not None and not math.isfinite(lr):
+                    raise Diverged(f"estimated learning rate {lr} at epoch {epoch}, step {state.step}")
                 batches.set_postfix(loss=f"{value:.4f}", refresh=False)
             if state.step == self.kill_at_step:
                 os.kill(os.getpid(), signal.SIGKILL)
@@ -168,11 +171,17 @@ class Trainer:
 
     # -------------------------------------------------------------- evaluation
     def evaluate(self) -> dict[str, float]:
-        """Mean test metrics (loss, and for classification top-1/top-5 accuracy in %)."""
-        self.model.eval()
+        """Mean test metrics (loss, and for classification top-1/top-5 accuracy in %).
+
+        An optimizer's ``eval_model()`` (DoG's averaged model) is evaluated instead when it has one.
+        """
+        hook = _hooks(self.optimizer, "eval_model")
+        averaged = hook() if hook else None
+        model = self.model if averaged is None else averaged
+        model.eval()
         sums: dict[str, torch.Tensor] = {}
         with torch.no_grad(), torch.autocast(**self.autocast):
             for inputs, targets in self.test_loader.epoch(0):
-                for key, value in self.task.eval_sums(self.model, inputs, targets).items():
+                for key, value in self.task.eval_sums(model, inputs, targets).items():
                     sums[key] = sums.get(key, 0) + value
         return _means(sums, self.test_loader.examples_per_epoch, "test")

@@ -10,6 +10,10 @@ from optimizers.packaged import AdaBelief, AdaBound, AdamP, SGDP
 from optimizers.protocol import EpochHook, EpochLogger, StepHook, requirements
 from optimizers.sam import SAM
 from optimizers.sls import SLS
+from optimizers.lrfree_baselines import COCOB, LDoG, DAdaptAdam, DAdaptSGD, DoG, Prodigy
+from optimizers.ps_dasgd import PSDASGD
+from optimizers.ps_sps import PSSPS
+from optimizers.sps import SPS
 
 __all__ = [
     "SGD",
@@ -23,6 +27,16 @@ __all__ = [
     "SGDP",
     "SAM",
     "SLS",
+    # learning-rate-free methods of Suh & Seo (PS-SPS, PS-DA-SGD) and their baselines
+    "PSSPS",
+    "PSDASGD",
+    "SPS",
+    "DAdaptSGD",
+    "DAdaptAdam",
+    "Prodigy",
+    "DoG",
+    "LDoG",
+    "COCOB",
     "EpochHook",
     "EpochLogger",
     "StepHook",

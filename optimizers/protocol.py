@@ -16,6 +16,14 @@ epoch-level schedule) may implement any of these optional members; the trainer l
 ``epoch_log() -> dict``
     Extra per-epoch values (per-layer metrics, estimated learning rates, trigger events) that the
     trainer stores in the run record's history under ``"optim"`` (or ``"schedule"``).
+``estimated_lr() -> float | None``
+    The learning rate a learning-rate-free method estimated at its last step (None before the
+    first). The trainer checks it with the loss: a NaN/Inf estimate ends the run as ``diverged``.
+``bind_model(model: nn.Module) -> None``
+    Called once by ``bench.optim_factory`` right after construction, for methods that need the
+    model itself (DoG's iterate averager averages parameters and buffers).
+``eval_model() -> nn.Module | None``
+    The model to evaluate instead of the trained one (DoG/LDoG: the averaged model), or None.
 ``state_dict()`` / ``load_state_dict()``
     Everything needed to resume; checkpoints call them for optimizers and schedules alike.
 """

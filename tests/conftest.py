@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DATA_ENV = "BENCH_TEST_DATA"
@@ -73,3 +74,10 @@ def prepared(shared_data: Path, data_root: Path):
         return done[name]
 
     return get
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: tiny models run ~30x faster than on two contended threads."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
