@@ -6,6 +6,7 @@ same way (``optim.class_name``).
 """
 from torch.optim import SGD, Adagrad, Adam, AdamW, RMSprop
 
+from optimizers.autodrop import AutoDrop
 from optimizers.protocol import EpochHook, EpochLogger, StepHook, requirements
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "AdamW",
     "Adagrad",
     "RMSprop",
+    "AutoDrop",
     "EpochHook",
     "EpochLogger",
     "StepHook",
