@@ -6,6 +6,7 @@ same way (``optim.class_name``).
 """
 from torch.optim import SGD, Adagrad, Adam, AdamW, RMSprop
 
+from optimizers.adalip import AdaLip, AdaLipU, AdamLip, AdamLipU, RMSLip, RMSLipU
 from optimizers.autodrop import AutoDrop
 from optimizers.protocol import EpochHook, EpochLogger, StepHook, requirements
 
@@ -15,6 +16,12 @@ __all__ = [
     "AdamW",
     "Adagrad",
     "RMSprop",
+    "AdaLip",
+    "AdaLipU",
+    "AdamLip",
+    "AdamLipU",
+    "RMSLip",
+    "RMSLipU",
     "AutoDrop",
     "EpochHook",
     "EpochLogger",
