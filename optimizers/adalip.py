@@ -91,26 +91,25 @@ class _LipschitzScaled(Optimizer):
         torch._foreach_add_(denom, group["eps"])
         return denom
 
-    def _group_norms(self, group: dict[str, Any], tensors: list[Tensor]) -> list[Tensor]:
-        norms = torch._foreach_norm(tensors)
+    def _norms(self, group: dict[str, Any], tensors: list[Tensor]) -> Tensor:
+        """Frobenius norm of each tensor (or of the whole group, repeated), as one vector."""
+        norms = torch.stack(torch._foreach_norm(tensors))
         if group["granularity"] == "tensor":
-            return list(norms)
-        total = torch.stack(norms).square().sum().sqrt()
-        return [total] * len(norms)
+            return norms
+        return norms.square().sum().sqrt().repeat(len(tensors))
 
-    def _c_values(self, group: dict[str, Any], states: list[dict[str, Any]], prev_norms: list[Tensor],
-                  diff_norms: list[Tensor], t: int) -> list[Tensor] | float:
+    def _c_values(self, group: dict[str, Any], states: list[dict[str, Any]], scale: Tensor, prev_norms: Tensor,
+                  diff_norms: Tensor, t: int) -> Tensor | float:
         """c_t: the constant c, or the non-decreasing theoretical c_t of Eq. A.3 (c_1 = c)."""
         if group["c_schedule"] == "constant":
             return group["c"]
-        gamma = group["gamma"]
-        values = []
-        for state, prev, diff in zip(states, prev_norms, diff_norms):
-            if t > 1:
-                bound = (1 - gamma) * prev / ((math.sqrt(t / (t - 1)) - gamma) * state["S"]) - diff
-                state["c_t"] = torch.maximum(bound, state["c_t"])
-            values.append(state["c_t"])
-        return values
+        gamma, c_prev = group["gamma"], torch.stack([s["c_t"] for s in states])
+        if t == 1:
+            return c_prev
+        bound = (1 - gamma) * prev_norms / ((math.sqrt(t / (t - 1)) - gamma) * scale) - diff_norms
+        c_t = torch.maximum(bound, c_prev)
+        torch._foreach_copy_([s["c_t"] for s in states], c_t.unbind())
+        return c_t
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:
@@ -120,64 +119,68 @@ class _LipschitzScaled(Optimizer):
                 loss = closure()
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            grads = [p.grad for p in params]
-            states = [self.state[p] for p in params]
-            for p, state in zip(params, states):
-                if not state:
-                    state["step"] = 0
-                    state["S"] = torch.tensor(float(group["s0"]), dtype=p.dtype, device=p.device)
-                    state["prev"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    if group["c_schedule"] == "theoretical":
-                        state["c_t"] = torch.tensor(float(group["c"]), dtype=p.dtype, device=p.device)
-                    self._init_base(state, p, group)
-                state["step"] += 1
-            t = states[0]["step"]
-            alpha = group["lr"] / math.sqrt(t) if group["lr_schedule"] == "inv_sqrt" else group["lr"]
-            num, den, divisor = self._direction(group, params, grads, states, t)
-            prevs = [s["prev"] for s in states]
-            if group["use_update"]:   # u_hat_t = -alpha_t d_t (Algorithm 5), against the applied u_(t-1)
-                direction = torch._foreach_div(num, den) if den is not None else num
-                candidate = torch._foreach_mul(direction, -alpha / divisor)   # out of place: num may be grads
-                candidate = self._with_momentum_candidate(group, states, candidate)
-            else:
-                candidate = grads
-            # Eq. 8: S_t = gamma S_(t-1) + (1 - gamma) ||q_(t-1)|| / (||q_t - q_(t-1)|| + c_t)
-            prev_norms = self._group_norms(group, prevs)
-            torch._foreach_sub_(prevs, candidate)          # in place: q_(t-1) - q_t, overwritten below
-            diff_norms = self._group_norms(group, prevs)
-            c_t = self._c_values(group, states, prev_norms, diff_norms, t)
-            ratios = torch._foreach_div(prev_norms, torch._foreach_add(diff_norms, c_t))
-            scales = [s["S"] for s in states]
-            torch._foreach_mul_(scales, group["gamma"])
-            torch._foreach_add_(scales, ratios, alpha=1 - group["gamma"])
-            # Eq. 9: A_t = alpha_t S_t; [code] step 1 uses alpha_t unscaled
-            unscaled = group["first_step"] == "code" and t == 1
-            scaled_num = list(num) if unscaled else torch._foreach_mul(num, scales)
-            applied = self._apply(group, params, states, scaled_num, den, -alpha / divisor)
-            if group["use_update"]:
-                torch._foreach_copy_(prevs, applied)
-            else:
-                torch._foreach_copy_(prevs, grads)
+            if params:
+                self._step_group(group, params)
         return loss
+
+    def _init_state(self, group: dict[str, Any], p: Tensor) -> dict[str, Any]:
+        state = self.state[p]
+        if not state:
+            state["step"] = 0
+            state["S"] = torch.tensor(float(group["s0"]), dtype=p.dtype, device=p.device)
+            state["prev"] = torch.zeros_like(p, memory_format=torch.preserve_format)  # g_0 = 0 (or u_0 = 0)
+            if group["c_schedule"] == "theoretical":
+                state["c_t"] = torch.tensor(float(group["c"]), dtype=p.dtype, device=p.device)
+            self._init_base(state, p, group)
+        state["step"] += 1
+        return state
+
+    def _step_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        grads = [p.grad for p in params]
+        states = [self._init_state(group, p) for p in params]
+        t = states[0]["step"]
+        alpha = group["lr"] / math.sqrt(t) if group["lr_schedule"] == "inv_sqrt" else group["lr"]
+        num, den, divisor = self._direction(group, params, grads, states, t)
+        prevs = [s["prev"] for s in states]
+        if group["use_update"]:   # u_hat_t = -alpha_t d_t (Algorithm 5), against the applied u_(t-1)
+            direction = torch._foreach_div(num, den) if den is not None else num
+            candidate = torch._foreach_mul(direction, -alpha / divisor)   # out of place: num may be grads
+            candidate = self._with_momentum_candidate(group, states, candidate)
+        else:
+            candidate = grads
+        # Eq. 8: S_t = gamma S_(t-1) + (1 - gamma) ||q_(t-1)|| / (||q_t - q_(t-1)|| + c_t), one entry per tensor
+        prev_norms = self._norms(group, prevs)
+        torch._foreach_sub_(prevs, candidate)          # in place: q_(t-1) - q_t; overwritten below
+        diff_norms = self._norms(group, prevs)
+        scale = torch.stack([s["S"] for s in states])
+        c_t = self._c_values(group, states, scale, prev_norms, diff_norms, t)
+        scale = scale * group["gamma"] + (prev_norms / (diff_norms + c_t)) * (1 - group["gamma"])
+        factors = scale.unbind()
+        torch._foreach_copy_([s["S"] for s in states], factors)
+        # Eq. 9: A_t = alpha_t S_t; [code] step 1 uses alpha_t unscaled (S_1 is still updated)
+        unscaled = group["first_step"] == "code" and t == 1
+        applied = self._apply(group, params, states, num, den, None if unscaled else list(factors), -alpha / divisor)
+        torch._foreach_copy_(prevs, applied if group["use_update"] else grads)
 
     def _with_momentum_candidate(self, group: dict[str, Any], states: list[dict[str, Any]],
                                  candidate: list[Tensor]) -> list[Tensor]:
         return candidate
 
-    def _apply(self, group: dict[str, Any], params: list[Tensor], states: list[dict[str, Any]],
-               num: list[Tensor], den: list[Tensor] | None, value: float) -> list[Tensor] | None:
-        """p <- p + value * num / den (the PyTorch arithmetic); returns the applied update for -U."""
+    def _apply(self, group: dict[str, Any], params: list[Tensor], states: list[dict[str, Any]], num: list[Tensor],
+               den: list[Tensor] | None, factors: list[Tensor] | None, value: float) -> list[Tensor] | None:
+        """p <- p + value * S * num / den with PyTorch's arithmetic; returns the applied update for -U."""
         if den is None:
-            torch._foreach_add_(params, num, alpha=value)
-            return torch._foreach_mul(num, value) if group["use_update"] else None
+            scaled = num if factors is None else torch._foreach_mul(num, factors)
+            torch._foreach_add_(params, scaled, alpha=value)   # = torch.optim.SGD's add_ when S = 1
+            return torch._foreach_mul(scaled, value) if group["use_update"] else None
+        if factors is not None:
+            den = torch._foreach_div(den, factors)
         torch._foreach_addcdiv_(params, num, den, value=value)
-        if group["use_update"]:
-            update = torch._foreach_div(num, den)
-            torch._foreach_mul_(update, value)
-            return update
-        return None
+        if not group["use_update"]:
+            return None
+        update = torch._foreach_div(num, den)
+        torch._foreach_mul_(update, value)
+        return update
 
     def effective_lrs(self) -> list[float]:
         """A_t = alpha_t S_t of every tensor after the last step (the per-layer LRs of Figs. 5-7)."""
@@ -222,12 +225,15 @@ class AdaLip(_LipschitzScaled):
         bufs = [s["momentum_buffer"] for s in states]   # [code] u = momentum * m - lr * g
         return torch._foreach_add(candidate, torch._foreach_mul(bufs, group["momentum"]))
 
-    def _apply(self, group, params, states, num, den, value):
+    def _apply(self, group, params, states, num, den, factors, value):
         if not group["momentum"]:
-            return super()._apply(group, params, states, num, den, value)
+            return super()._apply(group, params, states, num, den, factors, value)
         bufs = [s["momentum_buffer"] for s in states]   # [code] m <- mu m - A g;  w <- w + m
         torch._foreach_mul_(bufs, group["momentum"])
-        torch._foreach_add_(bufs, num, alpha=value)
+        if factors is None:
+            torch._foreach_add_(bufs, num, alpha=value)
+        else:
+            torch._foreach_addcmul_(bufs, num, factors, value=value)
         torch._foreach_add_(params, bufs)
         return bufs
 
