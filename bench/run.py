@@ -16,6 +16,7 @@ from bench import checkpoint, provenance
 from bench.data import augment as augmentations
 from bench.data.loader import TensorLoader
 from bench.data.prepare import resolve
+from bench.data.synthetic import SYNTHETIC, synthetic_record
 from bench.errors import BenchError
 from bench.identity import config_hash, protocol_summary, run_id
 from bench.optim_factory import build_optimizer, optimizer_class
@@ -78,8 +79,9 @@ def execute(cfg: dict[str, Any], sweep: bool = False) -> Outcome:
     store = ResultsStore(cfg["results_dir"])
     store.check_writable()
     ds = cfg["dataset"]
-    data = resolve(ds["name"], Path(cfg["data_root"]), ds.get("source"), ds.get("download", True))
-    digest = config_hash(cfg, data.tag)
+    synthetic = SYNTHETIC.get(ds["name"])  # generated workloads (the NQM) need no prepared copy
+    data = None if synthetic else resolve(ds["name"], Path(cfg["data_root"]), ds.get("source"), ds.get("download", True))
+    digest = config_hash(cfg, data.tag if data else f"{ds['name']}-synthetic")
     rid = run_id(cfg, digest)
     if store.is_final(rid) and not cfg.get("force"):
         print(f"skipped {rid}: a {store.load(rid)['status']} record exists at {store.path(rid)} (force=true reruns it)")
@@ -100,8 +102,12 @@ def execute(cfg: dict[str, Any], sweep: bool = False) -> Outcome:
         set_deterministic(bool(cfg["trainer"]["deterministic"]))
         base["hardware"] = provenance.hardware(device)
         seed_everything(cfg["seed"])
-        train_loader, test_loader, used = _loaders(cfg, data, device)
-        base["data"] = _data_record(data.meta, used)
+        if synthetic:
+            train_loader, test_loader, used = synthetic(cfg, device)
+            base["data"] = synthetic_record(cfg, used)
+        else:
+            train_loader, test_loader, used = _loaders(cfg, data, device)
+            base["data"] = _data_record(data.meta, used)
         model = create_model(cfg["model"]["name"], num_classes=ds["num_classes"], in_channels=ds["channels"],
                              **{k: v for k, v in cfg["model"].items() if k != "name"}).to(device)
         optimizer = build_optimizer(model, cfg["optim"])

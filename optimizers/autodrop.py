@@ -74,12 +74,13 @@ class AutoDrop:
         omega_source: ``epoch`` (per-epoch displacements, the DL version) or ``step`` (mean over the
             epoch of per-iteration angles, the NQM version).
         eps: the ``eps`` of Eq. 2 ([CODE] 1e-8).
+        measure_only: log omega but never trigger (the constant-LR curves of Figures 1 and 2).
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, epochs: int | None = None, *, rho: float,
                  alpha_min: float = 1e-4, theta: float = 0.01, theta_max: float = 1.0, delay: int = 20,
                  variant: str = "code", average: bool = True, adapt_theta: bool = True,
-                 omega_source: str = "epoch", eps: float = 1e-8) -> None:
+                 omega_source: str = "epoch", eps: float = 1e-8, measure_only: bool = False) -> None:
         if not 0.0 < rho < 1.0:
             raise ValueError(f"rho must lie in (0, 1), got {rho}")
         if variant not in VARIANTS:
@@ -93,7 +94,7 @@ class AutoDrop:
         self.optimizer = optimizer
         self.rho, self.alpha_min, self.theta_max, self.delay = rho, alpha_min, theta_max, delay
         self.variant, self.average, self.adapt_theta = variant, average, adapt_theta
-        self.omega_source, self.eps = omega_source, eps
+        self.omega_source, self.eps, self.measure_only = omega_source, eps, measure_only
         self.params = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
         # the state machine (everything below is in state_dict)
         self.theta = float(theta)
@@ -151,7 +152,7 @@ class AutoDrop:
         self.epoch += 1
         previous, self.omega = self.omega, omega
         delta = None if omega is None or previous is None else omega - previous
-        ready = delta is not None and (self.variant == "code" or self.epoch > 2)
+        ready = delta is not None and not self.measure_only and (self.variant == "code" or self.epoch > 2)
         triggered = bool(ready and abs(delta) < self.theta)
         if triggered and (self.variant == "algorithm1" or not self.enabled):
             self.enabled, self.counter = True, 0          # Algorithm 1: z <- 0, k <- 0 on every trigger

@@ -1,0 +1,1 @@
+"""Paper figures drawn from run records: ``python -m bench.figures <name> [options]``."""
