@@ -292,18 +292,24 @@ class AdaLipU(AdaLip):
     """AdaLip-U (Appendix C, Algorithm 5): AdaLip with updates in place of gradients."""
 
     def __init__(self, params: Iterable[Any], lr: float = 0.01, **kwargs: Any) -> None:
-        super().__init__(params, lr, **{"use_update": True, **kwargs})
+        if not kwargs.setdefault("use_update", True):
+            raise ValueError("AdaLipU always uses updates; use AdaLip for gradients")
+        super().__init__(params, lr, **kwargs)
 
 
 class AdamLipU(AdamLip):
     """AdamLip-U (Appendix C): AdamLip with updates in place of gradients."""
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, **kwargs: Any) -> None:
-        super().__init__(params, lr, **{"use_update": True, **kwargs})
+        if not kwargs.setdefault("use_update", True):
+            raise ValueError("AdamLipU always uses updates; use AdamLip for gradients")
+        super().__init__(params, lr, **kwargs)
 
 
 class RMSLipU(RMSLip):
     """RMSLip-U (Appendix C): RMSLip with updates in place of gradients."""
 
     def __init__(self, params: Iterable[Any], lr: float = 0.01, **kwargs: Any) -> None:
-        super().__init__(params, lr, **{"use_update": True, **kwargs})
+        if not kwargs.setdefault("use_update", True):
+            raise ValueError("RMSLipU always uses updates; use RMSLip for gradients")
+        super().__init__(params, lr, **kwargs)

@@ -1,0 +1,1 @@
+"""Paper tables computed from run records (one module per paper)."""
