@@ -10,6 +10,7 @@ import torch
 
 from models import create_model
 from optimizers import AdaLip, AdaLipU, AdamLip, AdamLipU, RMSLip, RMSLipU
+from tests.conftest import TINY
 
 LIPS = [AdaLip, AdamLip, RMSLip, AdaLipU, AdamLipU, RMSLipU]
 
@@ -222,3 +223,33 @@ def test_bad_hyperparameters_are_rejected() -> None:
             AdaLip(p, **kwargs)
     with pytest.raises(ValueError):
         AdamLip(p, eps_placement="middle")
+
+
+def test_per_layer_switch_groups_kernel_and_bias() -> None:
+    """optim.group_by=module + granularity=group: one S per layer (kernel and bias share it)."""
+    from bench.optim_factory import build_optimizer
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    cfg = {"name": "adalip", "class_name": "AdaLip", "group_by": "module",
+           "hparams": {"lr": 0.1, "granularity": "group"}}
+    opt = build_optimizer(model, cfg)
+    assert [len(g["params"]) for g in opt.param_groups] == [2, 2]
+    for _ in range(3):
+        opt.zero_grad()
+        model(torch.randn(5, 3)).square().sum().backward()
+        opt.step()
+    s = [scale_of(opt, p) for p in model.parameters()]
+    assert s[0] == s[1] and s[2] == s[3] and s[0] != s[2]
+
+
+@pytest.mark.slow
+def test_adalip_family_in_a_run(bench) -> None:
+    """optim=adamlip_u trains through the CLI and logs the per-tensor effective LRs each epoch."""
+    import json
+
+    bench(*TINY, "optim=adamlip_u", "optim.hparams.lr=0.003")
+    (path,) = (bench.results / "runs").glob("*.json")
+    record = json.loads(path.read_text())
+    assert record["status"] == "finished" and record["config"]["optim"]["class_name"] == "AdamLipU"
+    lr_eff = record["history"][-1]["optim"]["lr_eff"]
+    assert len(lr_eff) == 8 and all(v > 0 for v in lr_eff) and len(set(lr_eff)) > 1
