@@ -15,7 +15,7 @@ def nqm_curvature(dim: int) -> Tensor:
 class NoisyQuadratic(nn.Module):
     """L(x; c) = 0.5 (x - c)^T A (x - c) with A = diag(i / 10); ``forward(c)`` gives one loss per row of c."""
 
-    def __init__(self, dim: int = 200, x0: float = 1.0) -> None:
+    def __init__(self, dim: int = 200, x0: float = 10.0) -> None:
         super().__init__()
         self.x = nn.Parameter(torch.full((dim,), float(x0)))
         self.register_buffer("curvature", nqm_curvature(dim))
@@ -25,6 +25,6 @@ class NoisyQuadratic(nn.Module):
 
 
 @register_model("nqm")
-def nqm(num_classes: int = 0, in_channels: int = 0, dim: int = 200, x0: float = 1.0) -> nn.Module:
+def nqm(num_classes: int = 0, in_channels: int = 0, dim: int = 200, x0: float = 10.0) -> nn.Module:
     """The NQM point x in R^dim, started at x0 * (1, ..., 1); ``num_classes``/``in_channels`` are unused."""
     return NoisyQuadratic(dim, x0)

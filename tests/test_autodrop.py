@@ -3,7 +3,6 @@ resume, and the schedule inside a real run (digits)."""
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 import torch

@@ -25,7 +25,7 @@ def simulate(lr: float, epochs: int, seed: int = 0, **schedule) -> tuple[list[di
     cfg = {"dataset": {"dim": 200, "noise": "inverse_curvature", "noise_scale": 1.0, "steps_per_epoch": 20},
            "model": {"dim": 200}, "trainer": {"batch_size": 1}, "seed": seed}
     train, test, _ = nqm_loaders(cfg, torch.device("cpu"))
-    model, task = create_model("nqm", dim=200, x0=1.0), build_task("nqm")
+    model, task = create_model("nqm", dim=200, x0=10.0), build_task("nqm")  # conf/model/nqm.yaml
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     sched = AutoDrop(opt, **{**NQM, **schedule})
     logs, losses = [], []
