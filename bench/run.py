@@ -162,7 +162,8 @@ def execute(cfg: dict[str, Any], sweep: bool = False) -> Outcome:
 def _finish(store: ResultsStore, record: dict[str, Any], started: str, clock: float, logger: Any,
             cfg: dict[str, Any] | None = None) -> Outcome:
     scored = [row for row in record["history"] if "test_acc1" in row]
-    record.update(final=scored[-1] if scored else None,
+    completed = [row for row in record["history"] if "test_loss" in row]  # the NQM has no accuracy
+    record.update(final=completed[-1] if completed else None,
                   best_test_acc1=max((r["test_acc1"] for r in scored), default=None),
                   started_at=started, finished_at=_now(), wall_time_s=round(time.perf_counter() - clock, 2))
     path = store.write(record)
