@@ -191,7 +191,7 @@ def _history(bench) -> list[dict]:
 @pytest.mark.slow
 def test_autodrop_in_a_run_logs_and_resumes_exactly(bench, tmp_path) -> None:
     """optim.schedule.name=autodrop works with Adam; a run killed mid-window resumes bit-identically."""
-    args = [*TINY, "optim=adam", "optim.hparams.lr=0.01", "trainer.epochs=7", *AUTODROP]
+    args = [*TINY, "optim=adam", "optim.hparams.lr=0.01", "trainer.epochs=6", *AUTODROP]
     bench(*args)
     full = _history(bench)
     logs = [row["schedule"] for row in full]
@@ -203,7 +203,7 @@ def test_autodrop_in_a_run_logs_and_resumes_exactly(bench, tmp_path) -> None:
         assert full[drop + 1]["lr"][0] == pytest.approx(0.005)
     for path in (bench.results / "runs").glob("*.json"):
         path.unlink()
-    killed = bench(*args, env={"BENCH_FAULT_KILL_AT_STEP": str(24 * 4 + 5)}, check=False)
+    killed = bench(*args, env={"BENCH_FAULT_KILL_AT_STEP": str(24 * 3 + 5)}, check=False)
     assert killed.returncode != 0
     bench(*args)
     resumed = _history(bench)
