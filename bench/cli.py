@@ -113,7 +113,9 @@ def _job(cfg: DictConfig) -> float | None:
     reduced = (record.get("protocol") or {}).get("reduced")
     if outcome.status != "skipped":
         acc = final.get("test_acc1")
-        summary = f"test_acc1 {acc:.2f}%" if acc is not None else "no completed epoch"
+        loss = final.get("test_loss")
+        summary = (f"test_acc1 {acc:.2f}%" if acc is not None else
+                   f"test_loss {loss:.4g}" if loss is not None else "no completed epoch")
         print(f"{outcome.status}: {outcome.run_id}  {summary}  "
               f"({'REDUCED protocol' if reduced else 'full protocol'}; data {record.get('data', {}).get('provenance')})")
         print(f"record: {outcome.record_path}")

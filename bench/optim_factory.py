@@ -33,6 +33,19 @@ def _kind(module: nn.Module, param_name: str) -> str:
     return "bias" if param_name == "bias" else "weight"
 
 
+def module_groups(model: nn.Module, no_weight_decay: list[str]) -> list[dict[str, Any]]:
+    """One group per module holding trainable parameters (``optim.group_by: module``): per-layer
+    optimizers (AdaLip ``granularity: group``) then see one group per layer."""
+    groups = []
+    for module in model.modules():
+        params = [(n, p) for n, p in module.named_parameters(recurse=False) if p.requires_grad]
+        decay = [p for n, p in params if _kind(module, n) not in no_weight_decay]
+        exempt = [p for n, p in params if _kind(module, n) in no_weight_decay]
+        groups += [{"params": decay}] if decay else []
+        groups += [{"params": exempt, "weight_decay": 0.0}] if exempt else []
+    return groups
+
+
 def parameter_groups(model: nn.Module, no_weight_decay: list[str]) -> list[dict[str, Any]]:
     """One group of all trainable parameters, or two when some kinds are exempt from weight decay."""
     decay, exempt = [], []
@@ -49,7 +62,8 @@ def build_optimizer(model: nn.Module, optim_cfg: dict[str, Any]) -> torch.optim.
     """Instantiate the configured optimizer on ``model``'s parameters."""
     name = optim_cfg["name"]
     cls = optimizer_class(name, optim_cfg["class_name"])
-    groups = parameter_groups(model, list(optim_cfg.get("no_weight_decay", [])))
+    exempt = list(optim_cfg.get("no_weight_decay", []))
+    groups = module_groups(model, exempt) if optim_cfg.get("group_by") == "module" else parameter_groups(model, exempt)
     try:
         optimizer = cls(groups, **optim_cfg["hparams"])
     except (TypeError, ValueError) as exc:

@@ -14,6 +14,7 @@ import torch
 from bench import checkpoint, provenance
 from bench.data.build import build_loaders
 from bench.data.prepare import resolve
+from bench.data.synthetic import SYNTHETIC, synthetic_record
 from bench.errors import BenchError
 from bench.identity import config_hash, protocol_summary, run_id
 from bench.optim_factory import build_optimizer, optimizer_class
@@ -56,9 +57,10 @@ def execute(cfg: dict[str, Any], sweep: bool = False) -> Outcome:
     store = ResultsStore(cfg["results_dir"])
     store.check_writable()
     ds = cfg["dataset"]
-    data = resolve(ds["name"], Path(cfg["data_root"]), ds.get("source"), ds.get("download", True),
-                   ds.get("allow_incomplete", False))
-    digest = config_hash(cfg, data.tag)
+    synthetic = SYNTHETIC.get(ds["name"])  # generated workloads (the NQM) need no prepared copy
+    data = None if synthetic else resolve(ds["name"], Path(cfg["data_root"]), ds.get("source"),
+                                          ds.get("download", True), ds.get("allow_incomplete", False))
+    digest = config_hash(cfg, data.tag if data else f"{ds['name']}-synthetic")
     rid = run_id(cfg, digest)
     if store.is_final(rid) and not cfg.get("force"):
         print(f"skipped {rid}: a {store.load(rid)['status']} record exists at {store.path(rid)} (force=true reruns it)")
@@ -79,8 +81,12 @@ def execute(cfg: dict[str, Any], sweep: bool = False) -> Outcome:
         set_deterministic(bool(cfg["trainer"]["deterministic"]))
         base["hardware"] = provenance.hardware(device)
         seed_everything(cfg["seed"])
-        train_loader, test_loader, used = build_loaders(cfg, data, device)
-        base["data"] = _data_record(data.meta, used, ds)
+        if synthetic:
+            train_loader, test_loader, used = synthetic(cfg, device)
+            base["data"] = synthetic_record(cfg, used)
+        else:
+            train_loader, test_loader, used = build_loaders(cfg, data, device)
+            base["data"] = _data_record(data.meta, used, ds)
         model = create_model(cfg["model"]["name"], num_classes=ds["num_classes"], in_channels=ds["channels"],
                              **{k: v for k, v in cfg["model"].items() if k != "name"}).to(device)
         optimizer = build_optimizer(model, cfg["optim"])
@@ -135,7 +141,8 @@ def execute(cfg: dict[str, Any], sweep: bool = False) -> Outcome:
 def _finish(store: ResultsStore, record: dict[str, Any], started: str, clock: float, logger: Any,
             cfg: dict[str, Any] | None = None) -> Outcome:
     scored = [row for row in record["history"] if "test_acc1" in row]
-    record.update(final=scored[-1] if scored else None,
+    completed = [row for row in record["history"] if "test_loss" in row]  # the NQM has no accuracy
+    record.update(final=completed[-1] if completed else None,
                   best_test_acc1=max((r["test_acc1"] for r in scored), default=None),
                   started_at=started, finished_at=_now(), wall_time_s=round(time.perf_counter() - clock, 2))
     path = store.write(record)

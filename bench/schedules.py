@@ -11,6 +11,9 @@ from typing import Any
 import torch
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, MultiStepLR, StepLR
 
+from bench.errors import BenchError
+from optimizers.autodrop import AutoDrop
+
 
 class TorchEpochSchedule:
     """Adapts a PyTorch ``LRScheduler`` stepped once per epoch to the bench protocol."""
@@ -60,11 +63,20 @@ def _constant(optimizer: torch.optim.Optimizer, epochs: int) -> Constant:
     return Constant()
 
 
+def _autodrop(optimizer: torch.optim.Optimizer, epochs: int, **options: Any) -> AutoDrop:
+    """AutoDrop (optimizers/autodrop.py) on top of any optimizer; options as in ``AutoDrop``."""
+    try:
+        return AutoDrop(optimizer, epochs, **options)
+    except (TypeError, ValueError) as exc:
+        raise BenchError(f"optim.schedule (autodrop): {exc}; see optimizers/autodrop.py for the options") from exc
+
+
 SCHEDULES: dict[str, Callable[..., Any]] = {
     "constant": _constant,
     "step": _step,
     "multistep": _multistep,
     "cosine": _cosine,
+    "autodrop": _autodrop,
 }
 
 

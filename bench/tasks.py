@@ -49,7 +49,21 @@ class Classification:
         return sums
 
 
-TASKS: dict[str, type] = {"classification": Classification}
+class NoisyQuadratic:
+    """The noisy quadratic model (AutoDrop Section 3): the model returns per-sample losses
+    0.5 (x - c)^T A (x - c); the mean is optimised and ``loss`` is the only metric (on the c = 0
+    "test set" it is the noiseless loss 0.5 x^T A x)."""
+
+    def loss(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        losses = model(inputs)
+        return losses.mean(), {"loss": losses.detach().sum()}
+
+    @torch.no_grad()
+    def eval_sums(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> dict[str, Tensor]:
+        return {"loss": model(inputs).sum()}
+
+
+TASKS: dict[str, type] = {"classification": Classification, "nqm": NoisyQuadratic}
 
 
 def build_task(name: str) -> Task:

@@ -5,6 +5,7 @@ from models import (  # noqa: F401  (each module registers its models)
     efficientnet_cifar,
     imagenet,
     mobilenetv2_cifar,
+    nqm,
     resnet_cifar,
     resnet_he,
     resnext_cifar,

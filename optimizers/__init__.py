@@ -7,6 +7,8 @@ same way (``optim.class_name``).
 from torch.optim import SGD, Adagrad, Adam, AdamW, RMSprop
 
 from optimizers.packaged import AdaBelief, AdaBound, AdamP, SGDP
+from optimizers.adalip import AdaLip, AdaLipU, AdamLip, AdamLipU, RMSLip, RMSLipU
+from optimizers.autodrop import AutoDrop
 from optimizers.protocol import EpochHook, EpochLogger, StepHook, requirements
 from optimizers.sam import SAM
 from optimizers.sls import SLS
@@ -37,6 +39,13 @@ __all__ = [
     "DoG",
     "LDoG",
     "COCOB",
+    "AdaLip",
+    "AdaLipU",
+    "AdamLip",
+    "AdamLipU",
+    "RMSLip",
+    "RMSLipU",
+    "AutoDrop",
     "EpochHook",
     "EpochLogger",
     "StepHook",

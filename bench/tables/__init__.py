@@ -1,1 +1,2 @@
-"""Regenerate Markdown and CSV tables from the results store (``python -m bench.tables``)."""
+"""Tables from the results store: ``python -m bench.tables`` (generic and spec-driven) and
+per-paper metric modules (e.g. ``bench.tables.adalip``)."""

@@ -1,0 +1,82 @@
+"""AutoDrop Figures 1 and 3 on the noisy quadratic model, from the records of ``+experiment=autodrop_nqm``.
+
+    python -m bench.figures autodrop_nqm [--results results] [--out figures]
+
+Panels, against GD iterations: the noiseless loss 0.5 x^T A x (log scale), the angular velocity
+(per-iteration angles averaged over each 20-iteration window) and the learning rate. Constant-LR
+runs (``optim=gd_angle_nqm``) are Figure 1; the AutoDrop run (``optim=gd_autodrop_nqm``) is Figure 3.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+EXPERIMENT = "autodrop_nqm"
+
+
+def load_records(results: Path, experiment: str = EXPERIMENT) -> list[dict[str, Any]]:
+    """Finished records of ``experiment`` in the results store, newest last."""
+    records = [json.loads(p.read_text()) for p in sorted((results / "runs").glob(f"{experiment}-*.json"))]
+    return sorted((r for r in records if r["status"] == "finished"), key=lambda r: r["finished_at"])
+
+
+def curves(record: dict[str, Any]) -> dict[str, Any]:
+    """Iterations, loss, omega and LR per epoch of one NQM record, and its label."""
+    steps = record["config"]["dataset"]["steps_per_epoch"]
+    history = record["history"]
+    schedule = [row.get("schedule", {}) for row in history]
+    lr0 = record["config"]["optim"]["hparams"]["lr"]
+    measure_only = record["config"]["optim"]["schedule"].get("measure_only", False)
+    label = f"lr {lr0:g}" if measure_only or record["config"]["optim"]["schedule"]["name"] != "autodrop" \
+        else f"AutoDrop from {lr0:g}"
+    return {
+        "label": label,
+        "iterations": [row["epoch"] * steps for row in history],
+        "loss": [row["test_loss"] for row in history],
+        "omega": [s.get("omega") for s in schedule],
+        "lr": [s["lr"][0] if "lr" in s else row["lr"][0] for s, row in zip(schedule, history)],
+        "drops": [row["epoch"] * steps for s, row in zip(schedule, history) if s.get("dropped")],
+    }
+
+
+def draw(records: list[dict[str, Any]], out: Path) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for record in records:
+        c = curves(record)
+        style = "-" if c["label"].startswith("AutoDrop") else "--"
+        axes[0].plot(c["iterations"], c["loss"], style, label=c["label"])
+        points = [(i, w) for i, w in zip(c["iterations"], c["omega"]) if w is not None]
+        axes[1].plot([p[0] for p in points], [p[1] for p in points], style, label=c["label"])
+        axes[2].plot(c["iterations"], c["lr"], style, label=c["label"])
+        for drop in c["drops"]:
+            axes[2].axvline(drop, color="grey", lw=0.5)
+    axes[0].set(yscale="log", xlabel="iteration", ylabel="loss 0.5 x^T A x", title="NQM loss")
+    axes[1].set(xlabel="iteration", ylabel="angular velocity [deg]", title="omega (20-iteration mean)")
+    axes[2].set(yscale="log", xlabel="iteration", ylabel="learning rate", title="learning rate")
+    for ax in axes:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "autodrop_nqm.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.figures autodrop_nqm", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", type=Path, default=Path("results"))
+    parser.add_argument("--out", type=Path, default=Path("figures"))
+    args = parser.parse_args(argv)
+    records = load_records(args.results)
+    if not records:
+        raise SystemExit(f"no finished {EXPERIMENT} records under {args.results}/runs; run the commands in "
+                         f"conf/experiment/{EXPERIMENT}.yaml first")
+    print(f"wrote {draw(records, args.out)} from {len(records)} runs")
