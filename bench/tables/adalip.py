@@ -149,3 +149,37 @@ def published(number: int) -> dict[str, dict[str, float]]:
         return {row[key]: {k: float(v) for k, v in row.items() if k != key} for row in rows}
     columns = [c for c in rows[0] if c != key]
     return {c: {row[key]: float(row[c]) for row in rows} for c in columns}
+
+
+def _pair(ours: float | None, paper: float | None) -> list[str]:
+    show = lambda v: "-" if v is None else f"{v:.4g}"  # noqa: E731
+    delta = "-" if ours is None or paper is None else f"{ours - paper:+.3f}"
+    return [show(ours), show(paper), delta]
+
+
+def render(records: Iterable[Record]) -> list[Any]:
+    """Tables 2-5 as ``bench.tables.build.Table``s, ours beside the paper's values.
+
+    Only finished runs of the AdaLip presets (experiments ``adalip_*``) count; a table whose runs
+    include a reduced protocol or a lossy data copy says so in its notes.
+    """
+    from bench.tables.build import Table
+    from bench.tables.records import MARKS_LEGEND, marks
+
+    records = [r for r in records if r["status"] == "finished" and str(r["experiment"]).startswith("adalip_")]
+    tables = []
+    for dataset, number in TABLE_OF.items():
+        subset = [r for r in records if r["dataset"] == dataset]
+        ours, paper = training_table(subset, dataset), published(number)
+        rows = [[label, row, *_pair(ours.get(label, {}).get(row), paper.get(label, {}).get(row))]
+                for label in paper for row in ROWS]
+        tables.append(Table(f"adalip_table{number}", f"AdaLip Table {number}: {DATASETS[dataset]} training "
+                            f"accuracy over the LR grid{marks(subset)}", ["optimizer", "row", "ours", "paper", "Δ"],
+                            rows, [f"Runs: {len(subset)} finished records of adalip_{dataset}. Protocol and open "
+                                   "choices: bench/tables/adalip.py.", MARKS_LEGEND]))
+    ours5, paper5 = table5_test_accuracy(records), published(5)
+    rows = [[label, ds, *_pair(ours5.get(label, {}).get(ds), value)]
+            for label, by_ds in paper5.items() for ds, value in by_ds.items()]
+    tables.append(Table("adalip_table5", f"AdaLip Table 5: best test accuracy over the LR grid{marks(records)}",
+                        ["optimizer", "dataset", "ours", "paper", "Δ"], rows, [MARKS_LEGEND]))
+    return tables
