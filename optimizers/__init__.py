@@ -6,7 +6,9 @@ same way (``optim.class_name``).
 """
 from torch.optim import SGD, Adagrad, Adam, AdamW, RMSprop
 
+from optimizers.adas import AdaS
 from optimizers.protocol import EpochHook, EpochLogger, StepHook, requirements
+from optimizers.rmsgd import RMSGD
 
 __all__ = [
     "SGD",
@@ -14,6 +16,8 @@ __all__ = [
     "AdamW",
     "Adagrad",
     "RMSprop",
+    "AdaS",
+    "RMSGD",
     "EpochHook",
     "EpochLogger",
     "StepHook",
