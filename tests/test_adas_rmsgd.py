@@ -249,3 +249,23 @@ def test_cli_run_logs_per_layer_metrics(bench, optim):
     assert record["status"] == "finished" and record["config"]["optim"]["class_name"] in ("AdaS", "RMSGD")
     layers = record["history"][-1]["optim"]["layers"]
     assert len(layers) == 2 and {"lr", "kg", "in_kg", "out_condition", "q"} <= set(layers[0])
+
+
+# ------------------------------------------------------------------------ figure
+def test_adas_layers_figure(tmp_path):
+    from bench.errors import BenchError
+    from bench.figures.__main__ import main as figures
+    from bench.figures.adas_layers import layer_series
+
+    layers = lambda e: [{"lr": 0.03 + 0.01 * e * j, "kg": 0.1 * e, "condition": 1.0 + e} for j in range(3)]
+    record = {"run_id": "x", "history": [{"epoch": e, "lr": [0.03], "optim": {"layers": layers(e)}}
+                                         for e in (1, 2, 3)]}
+    epochs, series = layer_series(record)
+    assert epochs == [1, 2, 3]
+    assert series["lr"][2] == [0.03, 0.03 + 0.02, 0.03 + 0.04]     # the LR each epoch trained with
+    path = tmp_path / "record.json"
+    path.write_text(json.dumps(record))
+    assert figures(["adas_layers", str(path), "--out", str(tmp_path / "fig.png")]) == 0
+    assert (tmp_path / "fig.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(BenchError, match="per-layer"):
+        layer_series({"history": [{"epoch": 1, "lr": [0.1]}]})
