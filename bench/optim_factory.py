@@ -2,6 +2,8 @@
 
 Parameter groups: ``optim.no_weight_decay`` lists parameter kinds (``bn``, ``bias``) that get
 weight decay 0 in a second group; by default every parameter decays (coupled L2, as the AdaS code).
+Split groups carry ``param_order`` (each tensor's position in ``model.parameters()``) so that
+per-layer-LR optimizers (AdaS, RMSGD) can rebuild the layer order; other optimizers ignore it.
 """
 from __future__ import annotations
 

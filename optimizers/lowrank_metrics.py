@@ -31,7 +31,9 @@ Cases the references trip on (switch ``tall``):
   normaliser stays the original row count.
 * ``"reference"`` (AdaS repository 2020, which produced AdaS Table 1): no transpose; the factorisation
   "fails" exactly where the reference raises (SciPy's "lower bound exceeds upper bound", or the
-  lower-bound index past the singular values) and the caller falls back (see ``fallback``).
+  lower-bound index past the singular values) and the caller falls back (see ``fallback``); where it
+  does not raise, the untransposed L > M algorithm runs on, as there (a negative discriminant in
+  the shrinkage, NaN in the reference, is clamped to 0 here).
 * depthwise convs give 1-row mode-3 unfoldings; EVBMF then always returns rank 0 (the search interval
   collapses to one point whose threshold exceeds ``sigma_1``) -- the reference behaviour, kept.
 * all-zero weights: rank 0 (the reference gets there through NaNs; here without them).
