@@ -47,6 +47,7 @@ class Semantics:
     decay_velocity: bool = False       # zeta decay also scales eta (rmsgd 1.0.2)
     floor: float = 0.0                 # eta <- max(eta, floor)
     mask_1x1: bool = False             # 1x1 convs not analysed, inherit (RMSGD paper branch)
+    mask_frozen: bool = False          # requires_grad=False weights not analysed (rmsgd 1.0.2)
     fc_rule: str = "inherit"           # "inherit" (previous layer's LR) | "last_conv_out" (AdaS code)
     momentum_form: str = "pytorch"     # "pytorch" (codes) | "sutskever" (papers' v = m v - eta g)
     tall: str = "transpose"            # lowrank_metrics.TALL_MODES
@@ -78,13 +79,15 @@ class LowRankSGD(torch.optim.Optimizer):
             raise ValueError(f"step_size must be a positive number of epochs or null, got {step_size}")
         if nesterov and (momentum <= 0 or dampening != 0 or semantics.momentum_form != "pytorch"):
             raise ValueError("nesterov needs momentum > 0, dampening 0 and momentum_form 'pytorch'")
+        if semantics.momentum_form == "sutskever" and dampening != 0:
+            raise ValueError("momentum_form 'sutskever' (v = m v - eta g) has no dampening; set dampening 0")
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov)
         super().__init__(params, defaults)
         for group in self.param_groups:
             if group["lr"] != lr:
                 raise ValueError("per-group lr is not supported: the per-layer LRs start from `lr`")
-        self.semantics, self.beta, self.zeta0, self.gamma, self.step_size = semantics, beta, zeta, gamma, step_size
+        self.semantics, self.beta, self.gamma, self.step_size = semantics, beta, gamma, step_size
         self.metrics = LowRankMetrics(p=p, tall=semantics.tall, scale_invariant=scale_invariant)
         self.ordered = self._flat_order()
         self.analysed = [i for i, w in enumerate(self.ordered) if self._analysed(w, linear)]
@@ -107,10 +110,13 @@ class LowRankSGD(torch.optim.Optimizer):
         if not all("param_order" in g and len(g["param_order"]) == len(g["params"]) for g in groups):
             raise ValueError("several parameter groups need 'param_order' (positions in model.parameters(),"
                              " as bench.optim_factory.parameter_groups sets) to assign per-layer LRs")
-        pairs = sorted((pos, p) for g in groups for pos, p in zip(g["param_order"], g["params"]))
+        pairs = sorted(((pos, p) for g in groups for pos, p in zip(g["param_order"], g["params"])),
+                       key=lambda pair: pair[0])
         return [p for _, p in pairs]
 
     def _analysed(self, weight: torch.Tensor, linear: bool) -> bool:
+        if self.semantics.mask_frozen and not weight.requires_grad:
+            return False
         if weight.dim() == 4:
             return not (self.semantics.mask_1x1 and (weight.shape[2] == 1 or weight.shape[3] == 1))
         return linear and weight.dim() == 2

@@ -16,7 +16,7 @@ metrics (condition Eq. 3, q Eq. 4, Q Eq. 5) are logged; they do not drive the LR
     is not decayed).
 ``"pypi"`` (``rmsgd`` 1.0.2 = branch ``main``)
     velocity starts at ``lr`` (so ``(1 + beta) lr`` after epoch 0); the hold divides by zeta; the
-    decay multiplies velocity and zeta; floor 0; 1x1 convs analysed.
+    decay multiplies velocity and zeta; floor 0; 1x1 convs analysed; frozen weights not analysed.
 ``"paper_text"``
     Algorithm 1 literally: eta starts at ``lr``, ``s^0 = 0``, no hold, no decay (set gamma 1), floor
     0, the paper's momentum form ``v = alpha v - eta g``.
@@ -31,7 +31,7 @@ VARIANTS: dict[str, Semantics] = {
     "paper_branch": Semantics(init_velocity="zero", first_delta="lr", hold_not_ready=True, floor=1e-10,
                               mask_1x1=True),
     "pypi": Semantics(init_velocity="lr", first_delta="lr", hold_not_ready=True, not_ready_over_zeta=True,
-                      decay_velocity=True, floor=0.0),
+                      decay_velocity=True, floor=0.0, mask_frozen=True),
     "paper_text": Semantics(init_velocity="lr", first_delta="gain", floor=0.0, momentum_form="sutskever"),
 }
 
