@@ -55,18 +55,20 @@ class AdaS(LowRankSGD):
         linear: analyse 2-D weights too ("pypi" semantics).
         tall: "transpose" | "reference" for tall unfoldings; None takes the variant's.
         scale_invariant: scale-invariant EVBMF search (``lowrank_metrics``); False = reference.
+        svd: "gram" (fast) | "gram64" (exact) | "svd" (float32 LAPACK, the references' precision);
+            see ``lowrank_metrics.singular_values``.
     """
 
     def __init__(self, params: Any, lr: float = 0.03, beta: float = 0.8, zeta: float = 1.0, p: int = 1,
                  momentum: float = 0.9, dampening: float = 0.0, weight_decay: float = 0.0,
                  nesterov: bool = False, variant: str = "paper_code", min_lr: float | None = None,
                  gamma: float = 1.0, step_size: int | None = None, linear: bool = False,
-                 tall: str | None = None, scale_invariant: bool = False) -> None:
+                 tall: str | None = None, scale_invariant: bool = False, svd: str = "gram") -> None:
         check_choice("variant", variant, VARIANTS)
         semantics = VARIANTS[variant].override(floor=min_lr, tall=tall)
         if linear and semantics.fc_rule == "last_conv_out":
             raise ValueError("linear=True (own gain for 2-D weights) belongs to variant 'pypi'")
         super().__init__(params, semantics, lr, beta, zeta,
                          p, momentum, dampening, weight_decay, nesterov, gamma, step_size, linear,
-                         scale_invariant)
+                         scale_invariant, svd)
         self.variant = variant

@@ -17,7 +17,8 @@ gives 0 for every metric (reference behaviour; the paper's ``G(0) = 0``).
 
 EVBMF here is the authors' port (``matrix_factorization.py`` of the ``adas``/``rmsgd`` packages,
 ``VBMF.py`` of the AdaS repository) re-written to work on a batch of same-shaped matrices at once:
-singular values only (``torch.linalg.svdvals``, on the weights' device), the noise variance found
+singular values only (``singular_values``: eigenvalues of the Gram matrix by default, or LAPACK's
+SVD, on the weights' device), the noise variance found
 by a batched, line-by-line port of SciPy's bounded Brent search (``minimize_scalar(method=
 'Bounded')``: same bounds, same ``xatol=1e-5`` absolute tolerance, same 500-evaluation cap), then the
 same threshold and shrinkage. The free-energy search runs in float64 (``search_dtype``): the PyPI
@@ -146,8 +147,29 @@ def bounded_brent(func, lower: Tensor, upper: Tensor, xatol: float = 1e-5, maxfu
     return xf
 
 
+SVD_METHODS = ("gram", "gram64", "svd")
+
+
+def singular_values(Y: Tensor, method: str = "gram", dtype: torch.dtype = torch.float64) -> Tensor:
+    """Descending singular values of a batch ``Y [B, L, M]`` (``min(L, M)`` of them), as ``dtype``.
+
+    ``"gram"`` (default): square roots of the float64 ``eigvalsh`` eigenvalues of the smaller Gram
+    matrix, formed by one float32 batched product on the weights' device; about 10x faster than
+    LAPACK's SVD on CPU for conv unfoldings (M >> L). Error ~eps32 sqrt(M) (s_1 / s_h)^2 relative:
+    below 1e-6 for the values EVBMF keeps, up to ~1e-4 deep in the noise tail, which enters EVBMF
+    only through the noise-variance search (on ResNet-34: identical ranks, metrics within 5e-6 of
+    the ``adas`` package). ``"gram64"``: the same in float64 (about 2x slower, ~1e-12 relative).
+    ``"svd"``: ``torch.linalg.svdvals`` in float32, the references' ``torch.svd`` precision (~1e-6).
+    """
+    if method == "svd":
+        return torch.linalg.svdvals(Y.float()).to(dtype)
+    Y = Y.to(torch.float64 if method == "gram64" else torch.float32)
+    gram = Y @ Y.mT if Y.shape[-2] <= Y.shape[-1] else Y.mT @ Y
+    return torch.linalg.eigvalsh(gram.to(torch.float64)).clamp_min(0).sqrt().flip(-1).to(dtype)
+
+
 def evbmf(Y: Tensor, xatol: float = 1e-5, search_dtype: torch.dtype = torch.float64,
-          scale_invariant: bool = False) -> EVBMFResult:
+          scale_invariant: bool = False, svd: str = "gram") -> EVBMFResult:
     """EVBMF of a batch ``Y [B, L, M]`` (or one matrix ``[L, M]``), noise variance unknown, H = L.
 
     Steps as in the reference ``EVBMF`` (Nakajima et al. 2013 global analytic solution):
@@ -162,7 +184,7 @@ def evbmf(Y: Tensor, xatol: float = 1e-5, search_dtype: torch.dtype = torch.floa
     alpha = L / M
     tauubar = 2.5129 * math.sqrt(alpha)
     xubar = (1 + tauubar) * (1 + alpha / tauubar)
-    s = torch.linalg.svdvals(Y.float()).to(search_dtype)   # [B, min(L, M)], descending
+    s = singular_values(Y, svd, search_dtype)              # [B, min(L, M)], descending
     if scale_invariant:
         scale = s.square().mean(-1, keepdim=True).sqrt().clamp_min(torch.finfo(search_dtype).tiny)
         s = s / scale
@@ -233,13 +255,16 @@ class LowRankMetrics:
     """
 
     def __init__(self, p: int = 1, tall: str = "transpose", xatol: float = 1e-5,
-                 search_dtype: torch.dtype = torch.float64, scale_invariant: bool = False) -> None:
+                 search_dtype: torch.dtype = torch.float64, scale_invariant: bool = False,
+                 svd: str = "gram") -> None:
         if p not in (1, 2):
             raise ValueError(f"p must be 1 or 2, got {p}")
         if tall not in TALL_MODES:
             raise ValueError(f"tall must be one of {TALL_MODES}, got {tall!r}")
         self.p, self.tall, self.xatol = p, tall, xatol
-        self.search_dtype, self.scale_invariant = search_dtype, scale_invariant
+        if svd not in SVD_METHODS:
+            raise ValueError(f"svd must be one of {SVD_METHODS}, got {svd!r}")
+        self.search_dtype, self.scale_invariant, self.svd = search_dtype, scale_invariant, svd
 
     @torch.no_grad()
     def compute(self, weights: list[Tensor]) -> list[dict[str, Any]]:
@@ -253,7 +278,7 @@ class LowRankMetrics:
         results: list[dict[str, Any]] = [{} for _ in weights]
         for batch in jobs.values():
             out = evbmf(torch.stack([m for _, _, m, _ in batch]), self.xatol, self.search_dtype,
-                        self.scale_invariant)
+                        self.scale_invariant, self.svd)
             by_norm: dict[int, list[int]] = defaultdict(list)
             for row, (*_, normaliser) in enumerate(batch):
                 by_norm[normaliser].append(row)

@@ -68,7 +68,7 @@ class LowRankSGD(torch.optim.Optimizer):
     def __init__(self, params: Any, semantics: Semantics, lr: float, beta: float, zeta: float = 1.0,
                  p: int = 1, momentum: float = 0.9, dampening: float = 0.0, weight_decay: float = 0.0,
                  nesterov: bool = False, gamma: float = 1.0, step_size: int | None = None,
-                 linear: bool = False, scale_invariant: bool = False) -> None:
+                 linear: bool = False, scale_invariant: bool = False, svd: str = "gram") -> None:
         if lr <= 0.0:
             raise ValueError(f"lr must be > 0, got {lr}")
         if not 0.0 <= beta < 1.0:
@@ -88,7 +88,7 @@ class LowRankSGD(torch.optim.Optimizer):
             if group["lr"] != lr:
                 raise ValueError("per-group lr is not supported: the per-layer LRs start from `lr`")
         self.semantics, self.beta, self.gamma, self.step_size = semantics, beta, gamma, step_size
-        self.metrics = LowRankMetrics(p=p, tall=semantics.tall, scale_invariant=scale_invariant)
+        self.metrics = LowRankMetrics(p=p, tall=semantics.tall, scale_invariant=scale_invariant, svd=svd)
         self.ordered = self._flat_order()
         self.analysed = [i for i, w in enumerate(self.ordered) if self._analysed(w, linear)]
         self.sources = self._sources()

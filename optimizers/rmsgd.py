@@ -53,6 +53,8 @@ class RMSGD(LowRankSGD):
         linear: analyse 2-D weights (the LSTM appendix task; False in the image experiments).
         p: stable-rank exponent (1 as the code; 2 is Eq. 2's right-hand form).
         tall, scale_invariant: EVBMF edge-case switches (``lowrank_metrics``).
+        svd: "gram" (fast) | "gram64" (exact) | "svd" (float32 LAPACK, the references' precision);
+            see ``lowrank_metrics.singular_values``.
     """
 
     def __init__(self, params: Any, lr: float = 0.03, beta: float = 0.98, zeta: float = 1.0,
@@ -60,10 +62,10 @@ class RMSGD(LowRankSGD):
                  dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False,
                  variant: str = "paper_branch", mask_1x1: bool | None = None, min_lr: float | None = None,
                  linear: bool = False, p: int = 1, tall: str | None = None,
-                 scale_invariant: bool = False) -> None:
+                 scale_invariant: bool = False, svd: str = "gram") -> None:
         check_choice("variant", variant, VARIANTS)
         semantics = VARIANTS[variant].override(floor=min_lr, tall=tall, mask_1x1=mask_1x1)
         super().__init__(params, semantics, lr, beta, zeta,
                          p, momentum, dampening, weight_decay, nesterov, gamma, step_size, linear,
-                         scale_invariant)
+                         scale_invariant, svd)
         self.variant = variant

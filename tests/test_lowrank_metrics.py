@@ -10,7 +10,8 @@ import pytest
 import torch
 from scipy.optimize import minimize_scalar
 
-from optimizers.lowrank_metrics import LowRankMetrics, bounded_brent, evbmf, spectral_metrics, unfoldings
+from optimizers.lowrank_metrics import (LowRankMetrics, bounded_brent, evbmf, singular_values, spectral_metrics,
+                                        unfoldings)
 
 amf = pytest.importorskip("adas.matrix_factorization", reason="test-only oracle: pip install adas==1.1.3")
 
@@ -166,3 +167,16 @@ def test_unfoldings_and_quality():
     assert torch.equal(mode3[1], w[:, 1].reshape(-1)) and torch.equal(mode4[1], w[1].reshape(-1))
     layers = [{"q": 0.3}, {"q": 1.2}, {"kg": 0.0}]
     assert LowRankMetrics.quality(layers) == pytest.approx(math.sqrt((0.09 + 1.44) / 2))
+
+
+def test_gram_singular_values_match_float64_svd():
+    Ys = torch.stack([planted(64, 576, 5, 0.02, s) for s in range(3)])
+    exact = torch.linalg.svdvals(Ys.double())
+    torch.testing.assert_close(singular_values(Ys, "gram64"), exact, rtol=1e-10, atol=0)
+    torch.testing.assert_close(singular_values(Ys.mT, "gram64"), exact, rtol=1e-10, atol=0)   # tall
+    torch.testing.assert_close(singular_values(Ys, "svd"), exact, rtol=1e-5, atol=0)
+    gram = singular_values(Ys, "gram")
+    torch.testing.assert_close(gram[:, :5], exact[:, :5], rtol=1e-6, atol=0)   # the planted part
+    torch.testing.assert_close(gram, exact, rtol=1e-4, atol=0)                 # the noise tail
+    ranks = [evbmf(Ys, svd=method).rank.tolist() for method in ("gram", "gram64", "svd")]
+    assert ranks == [[5, 5, 5]] * 3
