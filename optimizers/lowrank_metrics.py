@@ -232,13 +232,15 @@ def spectral_metrics(values: Tensor, rank: Tensor, normaliser: int, p: int = 1) 
     }
 
 
+def _channel_first_views(weight: Tensor) -> list[Tensor]:
+    """Views whose flattening past dim 0 gives the unfoldings of ``unfoldings`` (no copy)."""
+    return [weight] if weight.dim() == 2 else [weight.permute(1, 0, 2, 3), weight]
+
+
 def unfoldings(weight: Tensor) -> list[Tensor]:
-    """Mode-3 (input channel) and mode-4 (output channel) unfoldings in PyTorch layout (AdaS Eq. 2);
-    a 2-D (linear) weight is its own single unfolding."""
-    if weight.dim() == 2:
-        return [weight]
-    out_c, in_c = weight.shape[:2]
-    return [weight.permute(1, 0, 2, 3).reshape(in_c, -1), weight.reshape(out_c, -1)]
+    """Mode-3 (input channel) and mode-4 (output channel) unfoldings in PyTorch layout (AdaS Eq. 2):
+    ``[in, out*kh*kw]`` and ``[out, in*kh*kw]``; a 2-D (linear) weight is its own single unfolding."""
+    return [view.reshape(view.shape[0], -1) for view in _channel_first_views(weight)]
 
 
 MODE_NAMES = {2: ("",), 4: ("in_", "out_")}
@@ -268,17 +270,19 @@ class LowRankMetrics:
 
     @torch.no_grad()
     def compute(self, weights: list[Tensor]) -> list[dict[str, Any]]:
+        # group the unfoldings by the shape of their (uncopied) channel-first views: one stacking
+        # copy per group, then a free reshape to [B, rows, cols]
         jobs: dict[tuple, list[tuple[int, str, Tensor, int]]] = defaultdict(list)
         for index, weight in enumerate(weights):
-            for prefix, matrix in zip(MODE_NAMES[weight.dim()], unfoldings(weight.detach())):
-                normaliser = matrix.shape[0]
-                if self.tall == "transpose" and matrix.shape[0] > matrix.shape[1]:
-                    matrix = matrix.T
-                jobs[(tuple(matrix.shape), matrix.device)].append((index, prefix, matrix, normaliser))
+            for prefix, view in zip(MODE_NAMES[weight.dim()], _channel_first_views(weight.detach())):
+                jobs[(tuple(view.shape), view.device)].append((index, prefix, view, view.shape[0]))
         results: list[dict[str, Any]] = [{} for _ in weights]
         for batch in jobs.values():
-            out = evbmf(torch.stack([m for _, _, m, _ in batch]), self.xatol, self.search_dtype,
-                        self.scale_invariant, self.svd)
+            stacked = torch.stack([v for _, _, v, _ in batch])
+            matrices = stacked.reshape(len(batch), stacked.shape[1], -1)
+            if self.tall == "transpose" and matrices.shape[1] > matrices.shape[2]:
+                matrices = matrices.mT
+            out = evbmf(matrices, self.xatol, self.search_dtype, self.scale_invariant, self.svd)
             by_norm: dict[int, list[int]] = defaultdict(list)
             for row, (*_, normaliser) in enumerate(batch):
                 by_norm[normaliser].append(row)
