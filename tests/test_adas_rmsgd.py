@@ -57,7 +57,8 @@ def resnet(blocks: list[int]) -> ResNet:
 
 # ------------------------------------------------------------------------ learning-rate rules
 def test_adas_paper_code_rule_by_hand():
-    model = nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4), nn.Conv2d(4, 4, 3, bias=False), nn.BatchNorm2d(4),
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4),
+                          nn.Conv2d(4, 4, 3, bias=False), nn.BatchNorm2d(4),
                           nn.Flatten(), nn.Linear(4, 2))
     opt = AdaS(model.parameters(), lr=LR, beta=BETA)
     mock_gains(opt, lambda t, j: (0.1 * (j + 1) * t, 0.05 * (j + 1) * t))
@@ -269,3 +270,23 @@ def test_adas_layers_figure(tmp_path):
     assert (tmp_path / "fig.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(BenchError, match="per-layer"):
         layer_series({"history": [{"epoch": 1, "lr": [0.1]}]})
+
+
+def test_failed_factorisation_fallbacks():
+    """AdaS 2020 code: a failed unfolding takes the previous layer's value; the packages: the same
+    layer's value of the previous epoch (0 in the first)."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.Conv2d(4, 4, 3, bias=False), nn.Flatten(),
+                          nn.Linear(4, 2))
+    failing = [[layer(0.2, 0.4), {**layer(0.9, 0.9), "out_failed": True}],
+               [layer(0.3, 0.5), {**layer(0.8, 0.7), "out_failed": True}]]
+    adas = AdaS(model.parameters(), lr=LR)
+    adas.metrics.compute = lambda weights: [dict(d) for d in failing[adas.sched["epoch"]]]
+    adas.end_epoch(1)
+    assert adas.sched["layers"][1]["out_kg"] == 0.4 and adas.sched["layers"][1]["kg"] == pytest.approx(0.65)
+    pypi = AdaS(model.parameters(), lr=LR, variant="pypi")
+    pypi.metrics.compute = lambda weights: [dict(d) for d in failing[pypi.sched["epoch"]]]
+    pypi.end_epoch(1)
+    assert pypi.sched["layers"][1]["out_kg"] == 0.0                 # first epoch: 0
+    pypi.sched["layers"][1]["out_kg"] = 0.6                        # pretend epoch 1 had succeeded
+    pypi.end_epoch(2)
+    assert pypi.sched["layers"][1]["out_kg"] == 0.6 and pypi.sched["layers"][1]["in_kg"] == 0.8

@@ -49,7 +49,8 @@ def package_evbmf(Y: torch.Tensor) -> np.ndarray:
 
 def planted(L: int, M: int, k: int, noise: float, seed: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(L, k, generator=g) @ torch.randn(k, M, generator=g) * 0.1 + noise * torch.randn(L, M, generator=g)
+    signal = torch.randn(L, k, generator=g) @ torch.randn(k, M, generator=g) * 0.1
+    return signal + noise * torch.randn(L, M, generator=g)
 
 
 MATRICES = [planted(16, 144, 3, 0.01, 0), planted(64, 576, 5, 0.02, 1), planted(32, 288, 8, 0.01, 2),
@@ -59,7 +60,8 @@ MATRICES = [planted(16, 144, 3, 0.01, 0), planted(64, 576, 5, 0.02, 1), planted(
 
 def test_bounded_brent_follows_scipy_iterate_for_iterate():
     centres = torch.tensor([0.3, 1.7, -0.4, 2.9], dtype=torch.float64)
-    lower, upper = torch.tensor([0.0, 0.0, -1.0, 2.0], dtype=torch.float64), torch.tensor([1.0, 2.0, 1.0, 5.0], dtype=torch.float64)
+    lower = torch.tensor([0.0, 0.0, -1.0, 2.0], dtype=torch.float64)
+    upper = torch.tensor([1.0, 2.0, 1.0, 5.0], dtype=torch.float64)
 
     def f(x: torch.Tensor) -> torch.Tensor:
         return (x - centres) ** 2 + 0.1 * torch.sin(7 * x)
