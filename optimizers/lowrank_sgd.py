@@ -58,6 +58,11 @@ class Semantics:
         return replace(self, **{k: v for k, v in values.items() if v is not None})
 
 
+def _short(value: Any) -> Any:
+    """A float to 7 significant digits (float32 precision) for the run record; others unchanged."""
+    return float(f"{value:.7g}") if isinstance(value, float) else value
+
+
 def _is_close_zero(value: float) -> bool:
     return abs(value) <= 1e-8          # np.isclose(value, 0.) of the references
 
@@ -206,16 +211,18 @@ class LowRankSGD(torch.optim.Optimizer):
         return [self.param_lr[w] for w in self.ordered]
 
     def epoch_log(self) -> dict[str, Any]:
-        """Per analysed layer: position, shape, LR (for the next epoch) and every metric."""
+        """Per analysed layer: position, shape, LR (for the next epoch) and every metric (7 digits;
+        ``*failed`` flags only when set)."""
         s = self.sched
         layers = []
         for slot, index in enumerate(self.analysed):
-            entry = {"index": index, "shape": list(self.ordered[index].shape), "lr": s["slot_lr"][slot]}
-            entry.update({k: v for k, v in (s["layers"][slot] if s["layers"] else {}).items()})
+            entry = {"index": index, "shape": list(self.ordered[index].shape), "lr": _short(s["slot_lr"][slot])}
+            metrics = s["layers"][slot] if s["layers"] else {}
+            entry.update({k: _short(v) for k, v in metrics.items() if not (k.endswith("failed") and not v)})
             layers.append(entry)
-        log = {"layers": layers, "zeta": s["zeta"], "Q": LowRankMetrics.quality(s["layers"])}
+        log = {"layers": layers, "zeta": s["zeta"], "Q": _short(LowRankMetrics.quality(s["layers"]))}
         if FC in self.sources:
-            log["fc_lr"], log["fc_gain"] = s["slot_lr"][-1], s["fc_gain"]
+            log["fc_lr"], log["fc_gain"] = _short(s["slot_lr"][-1]), _short(s["fc_gain"])
         return log
 
     # ------------------------------------------------------------------------ resume
