@@ -2,6 +2,8 @@
 
 Parameter groups: ``optim.no_weight_decay`` lists parameter kinds (``bn``, ``bias``) that get
 weight decay 0 in a second group; by default every parameter decays (coupled L2, as the AdaS code).
+Split groups carry ``param_order`` (each tensor's position in ``model.parameters()``) so that
+per-layer-LR optimizers (AdaS, RMSGD) can rebuild the layer order; other optimizers ignore it.
 """
 from __future__ import annotations
 
@@ -48,14 +50,20 @@ def module_groups(model: nn.Module, no_weight_decay: list[str]) -> list[dict[str
 
 def parameter_groups(model: nn.Module, no_weight_decay: list[str]) -> list[dict[str, Any]]:
     """One group of all trainable parameters, or two when some kinds are exempt from weight decay."""
-    decay, exempt = [], []
+    decay, exempt, decay_pos, exempt_pos = [], [], [], []
+    position = 0
     for module in model.modules():
         for name, param in module.named_parameters(recurse=False):
             if param.requires_grad:
-                (exempt if _kind(module, name) in no_weight_decay else decay).append(param)
+                exempted = _kind(module, name) in no_weight_decay
+                (exempt if exempted else decay).append(param)
+                (exempt_pos if exempted else decay_pos).append(position)
+                position += 1
     if not exempt:
         return [{"params": decay}]
-    return [{"params": decay}, {"params": exempt, "weight_decay": 0.0}]
+    # param_order: positions in model.parameters() order, for per-layer-LR optimizers (AdaS, RMSGD)
+    return [{"params": decay, "param_order": decay_pos},
+            {"params": exempt, "weight_decay": 0.0, "param_order": exempt_pos}]
 
 
 def build_optimizer(model: nn.Module, optim_cfg: dict[str, Any]) -> torch.optim.Optimizer:

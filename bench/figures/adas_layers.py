@@ -1,0 +1,77 @@
+"""AdaS Figure 2 style: per-conv-layer learning rate, knowledge gain and mapping condition over epochs.
+
+    python -m bench.figures adas_layers <record.json> --out fig.png
+
+Reads the per-epoch ``history[*].optim.layers`` that ``optimizers.AdaS`` / ``optimizers.RMSGD`` log
+(``LowRankSGD.epoch_log``). Panels: (left) the learning rate each layer trained with in each epoch
+(epoch 1: the initial LR; epoch e > 1: the LR set by ``end_epoch(e - 1)``), (middle) the knowledge gain
+G = (G_3 + G_4) / 2 after each epoch, (right) the mapping condition C = (C_3 + C_4) / 2 after each
+epoch. One line per conv layer, coloured from the first (dark) to the last (light) layer.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.errors import BenchError
+
+PANELS = (("lr", "learning rate $\\eta(t,\\ell)$", "log"), ("kg", "knowledge gain $\\bar{G}(t,\\ell)$", "linear"),
+          ("condition", "mapping condition $\\bar{C}(t,\\ell)$", "log"))
+
+
+def layer_series(record: dict[str, Any]) -> tuple[list[int], dict[str, list[list[float]]]]:
+    """Epochs and, per quantity, one list per layer (``lr`` shifted to the epoch that used it)."""
+    rows = [row for row in record.get("history", []) if isinstance(row.get("optim"), dict)
+            and row["optim"].get("layers")]
+    if not rows:
+        raise BenchError("this record has no per-layer optimizer logs (history[*].optim.layers); "
+                         "plot a run of optim=adas or optim=rmsgd")
+    epochs = [row["epoch"] for row in rows]
+    n_layers = len(rows[0]["optim"]["layers"])
+    series: dict[str, list[list[float]]] = {}
+    for key in ("kg", "condition"):
+        series[key] = [[row["optim"]["layers"][j].get(key, 0.0) for row in rows] for j in range(n_layers)]
+    first_lr = record["history"][0]["lr"][0]
+    series["lr"] = [[first_lr] + [row["optim"]["layers"][j]["lr"] for row in rows[:-1]] for j in range(n_layers)]
+    return epochs, series
+
+
+def plot(record: dict[str, Any], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs, series = layer_series(record)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), constrained_layout=True)
+    n_layers = len(series["lr"])
+    cmap = plt.get_cmap("viridis")
+    for ax, (key, label, scale) in zip(axes, PANELS):
+        for j, values in enumerate(series[key]):
+            positive = [v if v > 0 else float("nan") for v in values] if scale == "log" else values
+            ax.plot(epochs, positive, color=cmap(j / max(n_layers - 1, 1)), lw=1.2)
+        ax.set_xlabel("epoch")
+        ax.set_title(label)
+        ax.set_yscale(scale)
+        ax.grid(alpha=0.3)
+    mappable = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(1, n_layers))
+    fig.colorbar(mappable, ax=axes, label="conv layer $\\ell$", shrink=0.9)
+    optim = record.get("config", {}).get("optim", {})
+    fig.suptitle(f"{record.get('run_id', '')}  ({optim.get('name', '?')}, "
+                 f"beta={optim.get('hparams', {}).get('beta', '?')})", fontsize=10)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.figures adas_layers", description=__doc__.splitlines()[0])
+    parser.add_argument("record", type=Path, help="a run record (results/runs/<run_id>.json)")
+    parser.add_argument("--out", type=Path, required=True, help="PNG to write")
+    args = parser.parse_args(argv)
+    if not args.record.is_file():
+        raise BenchError(f"no record at {args.record}; pass a results/runs/<run_id>.json file")
+    plot(json.loads(args.record.read_text()), args.out)
+    print(f"wrote {args.out}")
