@@ -28,10 +28,11 @@ REQUIREMENTS: dict[str, dict[str, list[str]]] = {
     # (29_1x64d HEAD, 29_2x64d June code), DenseNet (growth-12 "DenseNet121CIFAR", and growth 32);
     # ImageNet ResNet34 (Fig. 5) and ResNet18 (Fig. 1).
     "adas": {
-        "optim": ["adas", "sgd_step", "sgd_step15", "adam", "adagrad", "rmsprop", "adabound", "sls"],
+        "optim": ["adas", "adas_b085", "adas_b090", "adas_b095", "adas_b0975", "sgd_step", "sgd_step15", "adam",
+                  "adagrad", "rmsprop", "adabound", "sls"],
         "model": ["vgg16_bn", "resnet18", "resnet34", "resnext29_1x64d", "resnext29_2x64d", "densenet_cifar",
                   "densenet121", "tv_resnet34", "tv_resnet18"],
-        "optim_model": ["adas_vgg16_bn"],
+        "optim_model": ["adas_vgg16_bn", "adas_vgg16", "adas_b090_vgg16", "adas_b0975_vgg16"],
     },
     # RMSGD Tables 1-8 (notes/rmsgd.md 2.3, 2.4, 4): every baseline with StepLR(25, 0.5) and wd 5e-4;
     # CIFAR ResNet18/34/50/101, ResNeXt29_1x64d, and with cutout MobileNetV2, SENet18, EfficientNetB0,
@@ -46,15 +47,17 @@ REQUIREMENTS: dict[str, dict[str, list[str]]] = {
     # ImageNet [30,60,90] x0.1), constant-LR Nesterov SGD, the AutoDrop schedule; CIFAR ResNet18/34,
     # WRN-28-10/40-10 (their lr 0.1 without Nesterov), torchvision ResNet18.
     "autodrop": {
-        "optim": ["sgd_multistep", "sgd_multistep_imagenet", "sgd_nesterov"],
+        "optim": ["sgd_multistep", "sgd_multistep_imagenet", "sgd_nesterov", "sgd_autodrop",
+                  "gd", "gd_angle_nqm", "gd_autodrop_nqm"],  # the last three: the NQM of Figs. 1 and 3
         "schedule": [AUTODROP_SCHEDULE],
-        "model": ["resnet18", "resnet34", "wrn28_10", "wrn40_10", "tv_resnet18"],
+        "model": ["resnet18", "resnet34", "wrn28_10", "wrn40_10", "tv_resnet18", "nqm"],
         "optim_model": ["sgd_multistep_wrn28_10", "sgd_multistep_wrn40_10"],
     },
     # AdaLip Tables 2-5 (notes/adalip.md 2, 4): the three methods and their TF-Keras-default baselines;
     # the networks of Tables 6-8.
     "adalip": {
-        "optim": ["sgd_keras", "adam_keras", "rmsprop_keras", "adalip", "adamlip", "rmslip"],
+        "optim": ["sgd_keras", "adam_keras", "rmsprop_keras", "adalip", "adamlip", "rmslip",
+                  "adalip_u", "adamlip_u", "rmslip_u"],  # -U: Appendix C
         "model": ["adalip_mnist", "adalip_cifar10", "adalip_cifar100"],
     },
     # PS-SPS / PS-DA-SGD Tables 3-4 (notes/ps-lrfree.md 2, 4): hand-tuned SGD and Adam without weight
@@ -79,7 +82,7 @@ def check_optim(name: str) -> None:
     assert (CONF_DIR / "optim" / f"{name}.yaml").is_file(), f"conf/optim/{name}.yaml is missing"
     optim = composed("dataset=digits", "model=small_cnn", f"optim={name}")["optim"]
     assert hasattr(optimizers, optim["class_name"]), f"optimizers.{optim['class_name']} is not importable"
-    optimizer = build_optimizer(torch.nn.Linear(4, 2), optim)
+    optimizer = build_optimizer(create_model("small_cnn", num_classes=2, in_channels=1), optim)  # AdaS needs convs
     build_schedule(optimizer, 10, **optim["schedule"])
 
 
