@@ -19,7 +19,9 @@ def _record(seed: int, accs: list[float], *, optim: str = "adam", status: str = 
             lossy: bool = False, experiment: str = "cifar10_resnet34", beta: float | None = None) -> dict:
     """A minimal record in the store's schema (only what the tables read)."""
     hparams = {"lr": 0.1} | ({"beta": beta} if beta is not None else {})
-    config = {"experiment": experiment, "seed": seed, "optim": {"name": optim, "hparams": hparams},
+    class_name = "AdaS" if optim.startswith("adas") else optim
+    config = {"experiment": experiment, "seed": seed, "optim": {"name": optim, "class_name": class_name,
+                                                                "hparams": hparams},
               "trainer": {"epochs": len(accs)}}
     history = [{"epoch": i + 1, "test_acc1": a} for i, a in enumerate(accs)]
     return {"run_id": f"{experiment}-{optim}-{beta}-{seed}", "status": status, "experiment": experiment,
@@ -39,7 +41,8 @@ def _published(tmp_path: Path) -> tuple[Path, Path]:
         "title": "T", "paper": "P", "published": "t.csv", "metric": "test_acc1", "at_epoch": "epoch",
         "match": {"dataset": {"CIFAR-10": {"experiment": "cifar10_resnet34"}},
                   "method": {"AdaM": {"optim": "adam"},
-                             "AdaS beta=0.8": {"optim": "adas", "config.optim.hparams.beta": 0.8}}}}))
+                             "AdaS beta=0.8": {"config.optim.class_name": "AdaS",
+                                               "config.optim.hparams.beta": 0.8}}}}))
     return spec, tmp_path / "published"
 
 
@@ -120,3 +123,24 @@ def test_adalip_tables_render_ours_beside_the_paper() -> None:
     assert rows[("AdaLip", "Max")] == ["0.98", "1", "-0.020"]
     assert rows[("AdaLip", "Median")][0] == f"{(0.98 + 0.85) / 2:.4g}"
     assert rows[("SGD", "Max")][0] == "-"
+
+
+@pytest.mark.parametrize(("overrides", "label"), [
+    (["optim=adas"], "AdaS beta=0.8"), (["optim=adas_b090"], "AdaS beta=0.9"),
+    (["optim=adas", "optim.hparams.beta=0.975"], "AdaS beta=0.975"), (["optim=adam"], "AdaM"),
+    (["optim=sgd_step"], "SGD-StepLR"), (["optim=adabound"], "AdaBound"),
+])
+def test_adas_table1_spec_matches_real_configs(overrides: list[str], label: str) -> None:
+    """A record of each optimizer config lands in exactly its own AdaS Table 1 column."""
+    import yaml
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from bench import CONF_DIR
+    from bench.tables.records import matches
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = OmegaConf.to_container(compose("config", ["+experiment=cifar10_resnet34", *overrides]), resolve=True)
+    record = {"config": cfg, "experiment": cfg["experiment"], "optim": cfg["optim"]["name"]}
+    methods = yaml.safe_load((ROOT / "results" / "specs" / "adas_table1.yaml").read_text())["match"]["method"]
+    assert [name for name, criteria in methods.items() if matches(record, criteria)] == [label]
