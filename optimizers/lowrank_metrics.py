@@ -200,9 +200,7 @@ def singular_values(Y: Tensor, method: str = "gram", dtype: torch.dtype = torch.
     if method == "svd":
         return torch.linalg.svdvals(Y.float()).to(dtype)
     gram = gram_lower(Y.to(torch.float64 if method == "gram64" else torch.float32), torch.float64)
-    # gram.mT is the column-major layout LAPACK wants (no transposing copy); its upper triangle is
-    # gram's lower one
-    return torch.linalg.eigvalsh(gram.mT, UPLO="U").clamp_min(0).sqrt().flip(-1).to(dtype)
+    return torch.linalg.eigvalsh(gram).clamp_min(0).sqrt().flip(-1).to(dtype)
 
 
 @dataclass
