@@ -25,7 +25,7 @@ same threshold and shrinkage. The free-energy search runs in float64 (``search_d
 packages run it in float32 by accident under NumPy 2 (NEP 50 keeps SciPy's iterates in the float32
 of the bounds) and in mixed precision under NumPy 1; float64 agrees with both to the search tolerance.
 
-Precision and cost, per stage (default ``svd="gram"``; ResNet-34 pass, one CPU thread, ~12x the
+Precision and cost, per stage (default ``svd="gram"``; ResNet-34 pass, one CPU thread, ~11x the
 ``adas`` package, see ``scripts/bench_adas_metrics.py``):
 
 1. stacking: one copy per shape group into a reused buffer (none for a single contiguous matrix);
