@@ -25,6 +25,19 @@ same threshold and shrinkage. The free-energy search runs in float64 (``search_d
 packages run it in float32 by accident under NumPy 2 (NEP 50 keeps SciPy's iterates in the float32
 of the bounds) and in mixed precision under NumPy 1; float64 agrees with both to the search tolerance.
 
+Precision and cost, per stage (default ``svd="gram"``; ResNet-34 pass, one CPU thread, ~11x the
+``adas`` package, see ``scripts/bench_adas_metrics.py``):
+
+1. stacking: one copy per shape group into a reused buffer (none for a single contiguous matrix);
+   the weights stay in their own dtype (float32), never upcast.
+2. Gram matrix of the smaller side, float32 products, lower triangle only (``gram_lower``), stored
+   straight into float64 (~40% of the time): <= 3e-7 relative error on every singular value.
+3. ``eigvalsh`` in float64 on the small Gram matrix only (~50% of the time): a float32 eigensolver
+   would be 2x faster but errs by up to 2e-6 relative on the largest singular values, the ones
+   the metrics read, so it is not used.
+4. one batched Brent search over ALL shape groups at once (spectra padded and masked), float64:
+   each problem follows its own SciPy iterates, so this equals one search per group (~3%).
+
 Cases the references trip on (switch ``tall``):
 
 * ``"transpose"`` (default; the PyPI packages): an unfolding with more rows than columns (1x1 convs
@@ -68,17 +81,19 @@ class EVBMFResult:
     failed: Tensor   # [B] bool: the reference would have raised (tall="reference" only)
 
 
-def _free_energy(sigma2: Tensor, s2: Tensor, L: int, M: int, xubar: float) -> Tensor:
-    """EVB free energy in sigma^2 (``EVBsigma2`` of the reference; residual 0 as there, H = L)."""
-    alpha = L / M
-    H = s2.shape[-1]
+def _free_energy(sigma2: Tensor, s2: Tensor, M: Tensor, alpha: Tensor, xubar: Tensor, valid: Tensor,
+                 missing: Tensor) -> Tensor:
+    """EVB free energy in sigma^2 (``EVBsigma2`` of the reference; residual 0 as there, H = L), for
+    problems of several shapes at once: ``M``, ``alpha = L/M``, ``xubar`` are ``[B, 1]``, ``s2``
+    ``[B, H_max]`` is padded where ``valid`` is False, ``missing = L - H`` is ``[B]``."""
     x = s2 / (M * sigma2[:, None])
     big = x > xubar
     shifted = x - (1 + alpha)
     tau = 0.5 * (shifted + torch.sqrt(torch.where(big, shifted * shifted - 4 * alpha, 1.0)))
     above = x - tau + torch.log((tau + 1) / x) + alpha * torch.log(tau / alpha + 1)
     below = x - torch.log(x)
-    return torch.where(big, above, below).sum(-1) + (L - H) * torch.log(sigma2)
+    terms = torch.where(valid, torch.where(big, above, below), 0.0)
+    return terms.sum(-1) + missing * torch.log(sigma2)
 
 
 def bounded_brent(func, lower: Tensor, upper: Tensor, xatol: float = 1e-5, maxfun: int = 500) -> Tensor:
@@ -148,24 +163,126 @@ def bounded_brent(func, lower: Tensor, upper: Tensor, xatol: float = 1e-5, maxfu
 
 
 SVD_METHODS = ("gram", "gram64", "svd")
+GRAM_BLOCK = 64   # rows per block of the lower-triangular Gram product (measured: 32 slower, 128 equal)
+
+
+def gram_lower(Y: Tensor, dtype: torch.dtype | None = None, block: int = GRAM_BLOCK) -> Tensor:
+    """Gram matrix of the smaller side of ``Y [B, L, M]`` (``Y Y^T`` if ``L <= M``, else ``Y^T Y``),
+    lower triangle only: row block ``i`` gets ``Y_i Y_{:i}^T`` (blocks of ``block`` rows), the strict
+    upper triangle past the diagonal blocks stays zero. ``eigvalsh`` reads only the lower triangle,
+    so this is exact for it and costs ``(k + 1) / 2k`` of the full product for ``k`` blocks (56% for
+    the 512-row unfoldings of ResNet layer 4). Products run in ``Y``'s dtype and are stored as
+    ``dtype`` (default: ``Y``'s), so an upcast touches only the small Gram matrix, never ``Y``.
+    Works on (transposed) views: no copy of ``Y``."""
+    if Y.shape[-2] > Y.shape[-1]:
+        Y = Y.mT
+    n = Y.shape[-2]
+    gram = Y.new_zeros(Y.shape[0], n, n, dtype=dtype)
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        gram[:, start:stop, :stop] = Y[:, start:stop] @ Y[:, :stop].mT
+    return gram
 
 
 def singular_values(Y: Tensor, method: str = "gram", dtype: torch.dtype = torch.float64) -> Tensor:
     """Descending singular values of a batch ``Y [B, L, M]`` (``min(L, M)`` of them), as ``dtype``.
 
     ``"gram"`` (default): square roots of the float64 ``eigvalsh`` eigenvalues of the smaller Gram
-    matrix, formed by one float32 batched product on the weights' device; about 10x faster than
-    LAPACK's SVD on CPU for conv unfoldings (M >> L). Error ~eps32 sqrt(M) (s_1 / s_h)^2 relative:
-    below 1e-6 for the values EVBMF keeps, up to ~1e-4 deep in the noise tail, which enters EVBMF
-    only through the noise-variance search (on ResNet-34: identical ranks, metrics within 5e-6 of
-    the ``adas`` package). ``"gram64"``: the same in float64 (about 2x slower, ~1e-12 relative).
-    ``"svd"``: ``torch.linalg.svdvals`` in float32, the references' ``torch.svd`` precision (~1e-6).
+    matrix (``gram_lower``: lower triangle only), formed by float32 batched products on the
+    weights' device; about 10x faster than LAPACK's SVD on CPU for conv unfoldings (M >> L). Only
+    the small Gram matrix is upcast: on ResNet-34 the float32 product errs by <= 3e-7 relative on
+    every singular value (<= 4e-8 on the ten largest; measured against float64 SVD), the float64
+    eigensolver adds ~1e-15, whereas a float32 ``eigvalsh`` would err by up to 2e-6 on the largest
+    ones (it is 2x faster, but above our 1e-6 budget, so not used). ``"gram64"``: the same with a
+    float64 product (about 2x slower, ~1e-12 relative). ``"svd"``: ``torch.linalg.svdvals`` in
+    float32, the references' ``torch.svd`` precision (~1e-6).
     """
     if method == "svd":
         return torch.linalg.svdvals(Y.float()).to(dtype)
-    Y = Y.to(torch.float64 if method == "gram64" else torch.float32)
-    gram = Y @ Y.mT if Y.shape[-2] <= Y.shape[-1] else Y.mT @ Y
-    return torch.linalg.eigvalsh(gram.to(torch.float64)).clamp_min(0).sqrt().flip(-1).to(dtype)
+    gram = gram_lower(Y.to(torch.float64 if method == "gram64" else torch.float32), torch.float64)
+    return torch.linalg.eigvalsh(gram).clamp_min(0).sqrt().flip(-1).to(dtype)
+
+
+@dataclass
+class _Search:
+    """One shape group's EVBMF between the singular values and the noise-variance search."""
+
+    s: Tensor            # [B, H] singular values (rescaled when scale_invariant)
+    L: int
+    M: int
+    xubar: float
+    lower: Tensor        # [B] search bounds (safe: 1 for all-zero matrices)
+    upper: Tensor
+    skip: Tensor         # [B] bool: failed or all-zero, rank 0 whatever the search gives
+    failed: Tensor       # [B] bool
+    scale: Tensor | None
+
+
+def _evbmf_setup(Y: Tensor, search_dtype: torch.dtype, scale_invariant: bool, svd: str) -> _Search:
+    """Singular values and the reference's search bounds for a batch ``Y [B, L, M]``."""
+    B, L, M = Y.shape
+    alpha = L / M
+    tauubar = 2.5129 * math.sqrt(alpha)
+    xubar = (1 + tauubar) * (1 + alpha / tauubar)
+    s = singular_values(Y, svd, search_dtype)              # [B, min(L, M)], descending
+    scale = None
+    if scale_invariant:
+        scale = s.square().mean(-1, keepdim=True).sqrt().clamp_min(torch.finfo(search_dtype).tiny)
+        s = s / scale
+    s2 = s.square()
+    h_lb = int(min(math.ceil(L / (1 + alpha)) - 1, L))     # 1-based index h* of the reference
+    if h_lb >= s.shape[-1]:                                  # reference: IndexError (tall inputs)
+        ones = torch.ones(B, dtype=s.dtype, device=s.device)
+        skip = torch.ones(B, dtype=torch.bool, device=s.device)
+        return _Search(torch.zeros_like(s), L, M, xubar, ones, ones, skip, skip, scale)
+    upper = s2.sum(-1) / (L * M)
+    lower = torch.maximum(s2[:, h_lb] / (M * xubar), s2[:, h_lb:].mean(-1) / M)
+    failed = lower > upper                                   # SciPy: "lower bound exceeds upper bound"
+    degenerate = upper <= 0                                  # all-zero matrix
+    lower = torch.where(failed | degenerate, upper, lower)
+    safe_upper = torch.where(degenerate, torch.ones_like(upper), upper)
+    safe_lower = torch.where(degenerate, torch.ones_like(lower), lower)
+    return _Search(s, L, M, xubar, safe_lower, safe_upper, failed | degenerate, failed, scale)
+
+
+def _noise_search(problems: list[_Search], xatol: float) -> list[Tensor]:
+    """Noise variances of all groups by ONE batched Brent search (padded spectra, masked terms):
+    each problem follows its own SciPy iterates, so this equals one search per group."""
+    s = problems[0].s
+    width = max(p.s.shape[-1] for p in problems)
+    rows = [p.s.shape[0] for p in problems]
+
+    def column(values: list[float]) -> Tensor:
+        return torch.tensor([v for v, n in zip(values, rows) for _ in range(n)], dtype=s.dtype, device=s.device)
+
+    s2 = torch.cat([torch.nn.functional.pad(p.s.square(), (0, width - p.s.shape[-1]), value=1.0)
+                    for p in problems])
+    valid = torch.cat([torch.arange(width, device=s.device).expand(n, width) < p.s.shape[-1]
+                       for p, n in zip(problems, rows)])
+    M = column([p.M for p in problems])[:, None]
+    alpha = column([p.L / p.M for p in problems])[:, None]
+    xubar = column([p.xubar for p in problems])[:, None]
+    missing = column([p.L - p.s.shape[-1] for p in problems])
+    lower = torch.cat([p.lower for p in problems])
+    upper = torch.cat([p.upper for p in problems])
+    sigma2 = bounded_brent(lambda v: _free_energy(v, s2, M, alpha, xubar, valid, missing), lower, upper, xatol)
+    return list(sigma2.split(rows))
+
+
+def _evbmf_finish(problem: _Search, sigma2: Tensor) -> EVBMFResult:
+    """Threshold and shrinkage (Nakajima et al. 2012, Eq. 15) given the noise variance."""
+    s, L, M = problem.s, problem.L, problem.M
+    s2 = s.square()
+    sigma2 = torch.where(problem.skip, torch.zeros_like(sigma2), sigma2)
+    threshold = torch.sqrt(M * sigma2 * problem.xubar)
+    keep = (s > threshold[:, None]) & ~problem.skip[:, None]
+    ratio = (L + M) * sigma2[:, None] / torch.where(keep, s2, 1.0)
+    disc = (1 - ratio).square() - 4 * L * M * sigma2[:, None].square() / torch.where(keep, s2.square(), 1.0)
+    shrunk = s / 2 * (1 - ratio + torch.sqrt(disc.clamp_min(0)))
+    values = torch.where(keep, shrunk, 0.0)
+    if problem.scale is not None:
+        values, sigma2 = values * problem.scale, sigma2 * problem.scale[:, 0].square()
+    return EVBMFResult(values, keep.sum(-1), sigma2, problem.failed)
 
 
 def evbmf(Y: Tensor, xatol: float = 1e-5, search_dtype: torch.dtype = torch.float64,
@@ -180,39 +297,8 @@ def evbmf(Y: Tensor, xatol: float = 1e-5, search_dtype: torch.dtype = torch.floa
     """
     if Y.dim() == 2:
         Y = Y[None]
-    B, L, M = Y.shape
-    alpha = L / M
-    tauubar = 2.5129 * math.sqrt(alpha)
-    xubar = (1 + tauubar) * (1 + alpha / tauubar)
-    s = singular_values(Y, svd, search_dtype)              # [B, min(L, M)], descending
-    if scale_invariant:
-        scale = s.square().mean(-1, keepdim=True).sqrt().clamp_min(torch.finfo(search_dtype).tiny)
-        s = s / scale
-    s2 = s.square()
-    h_lb = int(min(math.ceil(L / (1 + alpha)) - 1, L))     # 1-based index h* of the reference
-    failed = torch.zeros(B, dtype=torch.bool, device=Y.device)
-    if h_lb >= s.shape[-1]:                                  # reference: IndexError (tall inputs)
-        failed[:] = True
-        zeros = torch.zeros_like(s)
-        return EVBMFResult(zeros, torch.zeros(B, dtype=torch.long, device=Y.device), zeros[:, 0], failed)
-    upper = s2.sum(-1) / (L * M)
-    lower = torch.maximum(s2[:, h_lb] / (M * xubar), s2[:, h_lb:].mean(-1) / M)
-    failed = lower > upper                                   # SciPy: "lower bound exceeds upper bound"
-    degenerate = upper <= 0                                  # all-zero matrix
-    lower = torch.where(failed | degenerate, upper, lower)
-    safe_upper = torch.where(degenerate, torch.ones_like(upper), upper)
-    safe_lower = torch.where(degenerate, torch.ones_like(lower), lower)
-    sigma2 = bounded_brent(lambda v: _free_energy(v, s2, L, M, xubar), safe_lower, safe_upper, xatol)
-    sigma2 = torch.where(degenerate, torch.zeros_like(sigma2), sigma2)
-    threshold = torch.sqrt(M * sigma2 * xubar)
-    keep = (s > threshold[:, None]) & ~(failed | degenerate)[:, None]
-    ratio = (L + M) * sigma2[:, None] / torch.where(keep, s2, 1.0)
-    disc = (1 - ratio).square() - 4 * L * M * sigma2[:, None].square() / torch.where(keep, s2.square(), 1.0)
-    shrunk = s / 2 * (1 - ratio + torch.sqrt(disc.clamp_min(0)))
-    values = torch.where(keep, shrunk, 0.0)
-    if scale_invariant:
-        values, sigma2 = values * scale, sigma2 * scale[:, 0].square()
-    return EVBMFResult(values, keep.sum(-1), sigma2, failed)
+    problem = _evbmf_setup(Y, search_dtype, scale_invariant, svd)
+    return _evbmf_finish(problem, _noise_search([problem], xatol)[0])
 
 
 # -------------------------------------------------------------------------------------- metrics
@@ -267,6 +353,21 @@ class LowRankMetrics:
         if svd not in SVD_METHODS:
             raise ValueError(f"svd must be one of {SVD_METHODS}, got {svd!r}")
         self.search_dtype, self.scale_invariant, self.svd = search_dtype, scale_invariant, svd
+        # one stacking buffer per (shape, count, device, dtype) group, reused across calls: a fresh
+        # allocation of this size costs page faults that took as long as the copy itself on CPU
+        self._stacks: dict[tuple, Tensor] = {}
+
+    def _stack(self, views: list[Tensor]) -> Tensor:
+        """``torch.stack(views)`` into a cached buffer (overwritten by the next call); a single view
+        is returned as is (the reshape that follows copies it only if it must)."""
+        if len(views) == 1:
+            return views[0][None]
+        key = (len(views), tuple(views[0].shape), views[0].device, views[0].dtype)
+        buffer = self._stacks.get(key)
+        if buffer is None:
+            buffer = self._stacks[key] = torch.stack(views)
+            return buffer
+        return torch.stack(views, out=buffer)
 
     @torch.no_grad()
     def compute(self, weights: list[Tensor]) -> list[dict[str, Any]]:
@@ -277,12 +378,16 @@ class LowRankMetrics:
             for prefix, view in zip(MODE_NAMES[weight.dim()], _channel_first_views(weight.detach())):
                 jobs[(tuple(view.shape), view.device)].append((index, prefix, view, view.shape[0]))
         results: list[dict[str, Any]] = [{} for _ in weights]
-        for batch in jobs.values():
-            stacked = torch.stack([v for _, _, v, _ in batch])
+        batches, problems = list(jobs.values()), []
+        for batch in batches:
+            stacked = self._stack([v for _, _, v, _ in batch])
             matrices = stacked.reshape(len(batch), stacked.shape[1], -1)
             if self.tall == "transpose" and matrices.shape[1] > matrices.shape[2]:
                 matrices = matrices.mT
-            out = evbmf(matrices, self.xatol, self.search_dtype, self.scale_invariant, self.svd)
+            problems.append(_evbmf_setup(matrices, self.search_dtype, self.scale_invariant, self.svd))
+        sigma2s = self._search(problems)
+        for batch, problem, sigma2 in zip(batches, problems, sigma2s):
+            out = _evbmf_finish(problem, sigma2)
             by_norm: dict[int, list[int]] = defaultdict(list)
             for row, (*_, normaliser) in enumerate(batch):
                 by_norm[normaliser].append(row)
@@ -297,6 +402,17 @@ class LowRankMetrics:
         for result in results:
             self.summarise(result)
         return results
+
+    def _search(self, problems: list[_Search]) -> list[Tensor]:
+        """One batched noise search per device (all shape groups together)."""
+        by_device: dict[torch.device, list[int]] = defaultdict(list)
+        for i, problem in enumerate(problems):
+            by_device[problem.s.device].append(i)
+        sigma2s: list[Tensor] = [torch.empty(0)] * len(problems)
+        for indices in by_device.values():
+            for i, sigma2 in zip(indices, _noise_search([problems[i] for i in indices], self.xatol)):
+                sigma2s[i] = sigma2
+        return sigma2s
 
     @staticmethod
     def summarise(result: dict[str, Any]) -> None:

@@ -16,14 +16,19 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import torch
 
-from models.resnet_cifar import BasicBlock, ResNet
-from optimizers import RMSGD, AdaS
-from optimizers.lowrank_metrics import LowRankMetrics
+# measure THIS checkout's code: run as a script, sys.path[0] is scripts/, and the editable install
+# would otherwise import the main checkout's optimizers (worktrees measured main's code)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from models.resnet_cifar import BasicBlock, ResNet  # noqa: E402
+from optimizers import RMSGD, AdaS  # noqa: E402
+from optimizers.lowrank_metrics import LowRankMetrics  # noqa: E402
 
 KEYS = ("kg", "condition", "rank")
 

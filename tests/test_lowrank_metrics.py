@@ -10,8 +10,8 @@ import pytest
 import torch
 from scipy.optimize import minimize_scalar
 
-from optimizers.lowrank_metrics import (LowRankMetrics, bounded_brent, evbmf, singular_values, spectral_metrics,
-                                        unfoldings)
+from optimizers.lowrank_metrics import (LowRankMetrics, bounded_brent, evbmf, gram_lower, singular_values,
+                                        spectral_metrics, unfoldings)
 
 amf = pytest.importorskip("adas.matrix_factorization", reason="test-only oracle: pip install adas==1.1.3")
 
@@ -182,3 +182,26 @@ def test_gram_singular_values_match_float64_svd():
     torch.testing.assert_close(gram, exact, rtol=1e-4, atol=0)                 # the noise tail
     ranks = [evbmf(Ys, svd=method).rank.tolist() for method in ("gram", "gram64", "svd")]
     assert ranks == [[5, 5, 5]] * 3
+
+
+@pytest.mark.parametrize("shape", [(3, 40, 100), (3, 100, 40)])
+def test_gram_lower_is_the_lower_triangle_of_the_full_product(shape):
+    Y = torch.randn(*shape, dtype=torch.float64)
+    full = Y @ Y.mT if shape[1] <= shape[2] else Y.mT @ Y
+    gram = gram_lower(Y, block=16)                     # 3 blocks: 16, 16, 8 rows
+    torch.testing.assert_close(gram.tril(), full.tril(), rtol=1e-12, atol=1e-12)
+    assert torch.equal(gram.triu(16), torch.zeros_like(gram.triu(16)))
+
+
+def test_joint_search_over_shape_groups_equals_one_evbmf_per_group():
+    g = torch.Generator().manual_seed(0)
+    weights = [planted(32, 288, 4, 0.01, 0).reshape(32, 32, 3, 3), planted(16, 288, 3, 0.01, 1).reshape(16, 32, 3, 3),
+               planted(24, 40, 2, 0.02, 2), 0.05 * torch.randn(64, 16, 1, 1, generator=g)]
+    results = LowRankMetrics().compute(weights)
+    for weight, result in zip(weights, results):
+        prefixes = ("in_", "out_") if weight.dim() == 4 else ("",)
+        for prefix, matrix in zip(prefixes, unfoldings(weight)):
+            single = evbmf(matrix if matrix.shape[0] <= matrix.shape[1] else matrix.T)
+            assert result[prefix + "rank"] == int(single.rank[0]) / matrix.shape[0]
+            assert result[prefix + "kg"] == pytest.approx(float(single.values[0].sum() / single.values[0, 0])
+                                                          / matrix.shape[0] if single.rank[0] else 0.0, rel=1e-12)
