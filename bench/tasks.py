@@ -32,12 +32,12 @@ def _topk_correct(logits: Tensor, targets: Tensor, ks: tuple[int, ...]) -> dict[
 
 
 class Classification:
-    """Cross-entropy classification; reports top-1 (train) and top-1/top-5 (test) accuracy."""
+    """Cross-entropy classification; reports loss and top-1/top-5 accuracy (%) on train and test."""
 
     def loss(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         logits = model(inputs)
         loss = nn.functional.cross_entropy(logits, targets)
-        sums = _topk_correct(logits.detach(), targets, (1,))
+        sums = _topk_correct(logits.detach(), targets, (1, 5))
         sums["loss"] = loss.detach().float() * len(targets)
         return loss, sums
 

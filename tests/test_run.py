@@ -28,7 +28,7 @@ def test_a_run_writes_one_complete_record_and_a_relaunch_skips_it(bench) -> None
     assert record["data"]["provenance"] == "digits-sklearn"
     assert [row["epoch"] for row in record["history"]] == [1, 2]
     for row in record["history"]:
-        assert {"train_loss", "train_acc1", "test_loss", "test_acc1", "test_acc5", "lr"} <= set(row)
+        assert {"train_loss", "train_acc1", "train_acc5", "test_loss", "test_acc1", "test_acc5", "lr"} <= set(row)
         assert len(row["lr"]) == 1 and row["lr"][0] == pytest.approx(0.05)
     assert record["final"] == record["history"][-1]
 
