@@ -58,7 +58,7 @@ def execute(cfg: dict[str, Any], sweep: bool = False) -> Outcome:
     store.check_writable()
     ds = cfg["dataset"]
     synthetic = SYNTHETIC.get(ds["name"])  # generated workloads (the NQM) need no prepared copy
-    data = None if synthetic else resolve(ds["name"], Path(cfg["data_root"]), ds.get("source"),
+    data = None if synthetic else resolve(ds["name"], Path(ds.get("root") or cfg["data_root"]), ds.get("source"),
                                           ds.get("download", True), ds.get("allow_incomplete", False))
     digest = config_hash(cfg, data.tag if data else f"{ds['name']}-synthetic")
     rid = run_id(cfg, digest)
