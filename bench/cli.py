@@ -7,6 +7,7 @@ errors (unknown option, unknown preset) into one ``error:`` line naming the fix.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -18,6 +19,7 @@ from omegaconf.errors import ConfigKeyError
 
 from bench import CONF_DIR
 from bench.errors import BenchError, report
+from bench.plan import explicit_keys
 
 # Hydra flags that take a value (the next argument), and flags that make composition moot.
 _VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-name", "-cn", "--config-path", "-cp",
@@ -101,10 +103,11 @@ def check_composition(argv: list[str]) -> None:
 def _job(cfg: DictConfig) -> float | None:
     from bench.run import execute
 
-    sweep = HydraConfig.get().mode == RunMode.MULTIRUN
+    hydra_cfg = HydraConfig.get()
+    sweep = hydra_cfg.mode == RunMode.MULTIRUN
     plain = OmegaConf.to_container(cfg, resolve=True)
     try:
-        outcome = execute(plain, sweep=sweep)
+        outcome = execute(plain, sweep=sweep, explicit=explicit_keys(hydra_cfg.overrides.task))
     except BenchError as error:
         report(error)
         sys.exit(error.exit_code)
@@ -112,14 +115,18 @@ def _job(cfg: DictConfig) -> float | None:
     final = record.get("final") or {}
     reduced = (record.get("protocol") or {}).get("reduced")
     if outcome.status != "skipped":
-        acc = final.get("test_acc1")
-        loss = final.get("test_loss")
-        summary = (f"test_acc1 {acc:.2f}%" if acc is not None else
-                   f"test_loss {loss:.4g}" if loss is not None else "no completed epoch")
-        print(f"{outcome.status}: {outcome.run_id}  {summary}  "
+        print(f"{outcome.status}: {outcome.run_id}  {describe(final)}  "
               f"({'REDUCED protocol' if reduced else 'full protocol'}; data {record.get('data', {}).get('provenance')})")
         print(f"record: {outcome.record_path}")
-    return final.get("test_acc1")
+    return final.get("value")
+
+
+def describe(final: dict[str, Any]) -> str:
+    """``test_acc1 42.16%`` / ``test_loss 0.01234``: the primary metric of a record's ``final``."""
+    if not final:
+        return "no completed evaluation"
+    unit = "%" if "acc" in final["metric"] else ""
+    return f"{final['metric']} {final['value']:.2f}{unit}" if unit else f"{final['metric']} {final['value']:.4g}"
 
 
 def main() -> None:

@@ -14,6 +14,8 @@ from torch import nn
 
 import optimizers
 from bench.errors import BenchError
+from bench.schedules import build_schedule
+from optimizers.protocol import Driver, UnmetRequirement
 
 NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
 
@@ -79,3 +81,24 @@ def build_optimizer(model: nn.Module, optim_cfg: dict[str, Any]) -> torch.optim.
     if callable(bind := getattr(optimizer, "bind_model", None)):
         bind(model)  # e.g. DoG's iterate averager (optimizers.protocol)
     return optimizer
+
+
+def check_optimizers(cfg: dict[str, Any]) -> None:
+    """Every role's optimizer class exists (one clear error before anything is built)."""
+    for settings in cfg["roles"].values():
+        optimizer_class(settings["optim"]["name"], settings["optim"]["class_name"])
+
+
+def build_driver(workload: Any, cfg: dict[str, Any]) -> Driver:
+    """One optimizer and schedule per workload role (``cfg["roles"]``, planned by ``bench.plan``)."""
+    trainer = cfg["trainer"]
+    modules = workload.role_modules()
+    roles = {}
+    for role, settings in cfg["roles"].items():
+        optimizer = build_optimizer(modules[role], settings["optim"])
+        roles[role] = (optimizer, build_schedule(optimizer, trainer["epochs"], workload.steps_per_epoch,
+                                                 **settings["schedule"]))
+    try:
+        return Driver(roles, provides=workload.provides, loop=f"the {workload.name} workload's loop")
+    except UnmetRequirement as exc:
+        raise BenchError(str(exc)) from exc

@@ -1,21 +1,28 @@
 """The results store: one immutable JSON record per run under ``<results_dir>/runs/``.
 
-Record schema (``schema: 1``)::
+Record schema (``schema: 2``)::
 
     run_id        "<experiment>-<optim>-seed<seed>-<hash12>"; the hash covers the resolved config
                   minus volatile keys (paths, logging, force) plus the data provenance tag
     config_hash   the full 64-hex hash behind run_id
     status        "finished" | "diverged" | "failed"
-    experiment, optim, model, dataset, seed     copies of the cell keys, for quick filtering
-    config        the fully resolved config
+    experiment, workload, optim, dataset, model, seed     copies of the cell keys, for quick filtering
+    optimizers    {role: {optim, class_name, schedule}}: which optimizer drove which parameter role
+    config        the resolved config (bench.plan: schedule=auto and per-model values resolved)
     protocol      {name, reduced, deviations: {key: [reference, actual]}, note}
-    data          provenance of the prepared data (tag, source, sha256, lossy, sizes, subsets)
+    data          provenance of the data (tag, source, sha256, lossy, sizes, subsets; synthetic for
+                  generated data and stand-ins)
     git           {commit, dirty};  packages {name: version};  hardware {...}
-    history       one entry per epoch: lr (per param group), train_loss, train_acc1, test_loss,
-                  test_acc1, test_acc5, epoch_time_s, and optim/schedule extras
-    final         the last epoch's metrics;  best_test_acc1
+    primary       {metric, mode}: the workload's primary metric and its direction (max | min)
+    history       one row per evaluation, keyed by ``epoch`` and ``step``: lr (per param group; for
+                  several roles ``lr/<role>``), train_* and test_* metrics, epoch_time_s, and
+                  optim/schedule extras
+    final, best   {metric, value, at: {epoch, step}} of the primary metric: at the last evaluation,
+                  and the best one;  last: the last evaluated history row
     wall_time_s, started_at, finished_at, resumed_at_epochs, error (for failed runs)
 
+Schema-1 records (before workloads) are read through ``upgrade``: they gain the schema-2 fields, and
+a schema-1 record of the same run still makes a relaunch skip (``ResultsStore.final_record``).
 ``finished`` and ``diverged`` records are final: a relaunch of the same config skips them unless
 forced. A ``failed`` record is replaced when the run is retried.
 """
@@ -28,9 +35,87 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
+from bench.identity import config_hash
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FINAL_STATUSES = ("finished", "diverged")
+
+# Keys that schema 2 added to the run config, with the value every schema-1 run implicitly had.
+V2_DEFAULTS = {"trainer.steps_per_epoch": None, "dataset.stand_in": False}
+# Schema-1 optimizer configs that bundled a schedule (or an AdaS beta) -> the schema-2 optimizer
+# config with the same hyper-parameters (the schedule now is its own group).
+RENAMED_OPTIMS = {
+    "sgd_step": "sgd", "sgd_step15": "sgd", "sgd_cosine": "sgd", "sgd_multistep": "sgd_nesterov",
+    "sgd_autodrop": "sgd_nesterov", "sgd_multistep_imagenet": "sgd_imagenet", "adam_step": "adam_rmsgd",
+    "adabound_step": "adabound_rmsgd", "adagrad_step": "adagrad_rmsgd", "adas_b085": "adas", "adas_b090": "adas",
+    "adas_b095": "adas", "adas_b0975": "adas", "gd_angle_nqm": "gd", "gd_autodrop_nqm": "gd",
+}
+
+
+def _point(row: dict[str, Any], metric: str) -> dict[str, Any]:
+    return {"metric": metric, "value": row[metric], "at": {k: row[k] for k in ("epoch", "step") if k in row}}
+
+
+def summarize(record: dict[str, Any]) -> dict[str, Any]:
+    """``final``, ``best`` and ``last`` of a record from its history and primary metric."""
+    metric, mode = record["primary"]["metric"], record["primary"]["mode"]
+    scored = [row for row in record["history"] if row.get(metric) is not None]
+    if not scored:
+        return {"final": None, "best": None, "last": None}
+    pick = max if mode == "max" else min
+    return {"final": _point(scored[-1], metric), "best": _point(pick(scored, key=lambda r: r[metric]), metric),
+            "last": scored[-1]}
+
+
+def _set(config: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = config
+    for part in parents:
+        node = node.get(part)
+        if not isinstance(node, dict):
+            return
+    node.setdefault(leaf, value)
+
+
+def upgrade_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A schema-1 run config in schema-2 shape (the config ``bench.plan`` gives the same run)."""
+    config = json.loads(json.dumps(config))
+    dataset = config.get("dataset") or {}
+    task = dataset.pop("task", "classification")
+    if task == "nqm":  # the NQM lived in dataset=nqm + model=nqm
+        model = config.pop("model")
+        config.pop("dataset")
+        config["workload"] = {"name": "nqm", "dim": dataset["dim"], "x0": model["x0"], "noise": dataset["noise"],
+                              "noise_scale": dataset["noise_scale"], "steps_per_epoch": dataset["steps_per_epoch"]}
+        reference = (config.get("protocol") or {}).get("reference") or {}
+        if reference.pop("dataset.name", None) == "nqm" and reference.pop("model.name", None) == "nqm":
+            reference["workload.name"] = "nqm"
+    else:
+        config["workload"] = {"name": task}
+    optim = config["optim"]
+    optim["name"] = RENAMED_OPTIMS.get(optim["name"], optim["name"])
+    schedule = optim.pop("schedule")
+    config["schedule"] = schedule
+    config["roles"] = {"model": {"optim": json.loads(json.dumps(optim)), "schedule": schedule}}
+    for key, value in V2_DEFAULTS.items():
+        _set(config, key, value)
+    return config
+
+
+def upgrade(record: dict[str, Any]) -> dict[str, Any]:
+    """A record of any schema with the schema-2 fields (the stored file is left as it is)."""
+    if record.get("schema", 1) >= 2:
+        return record
+    record = dict(record)
+    nqm = (record["config"].get("dataset") or {}).get("task") == "nqm"
+    record["workload"] = "nqm" if nqm else "classification"
+    record["primary"] = {"metric": "test_loss", "mode": "min"} if nqm else {"metric": "test_acc1", "mode": "max"}
+    record["config_v1"], record["config"] = record["config"], upgrade_config(record["config"])
+    record["optim"] = record["config"]["optim"]["name"]
+    record["optimizers"] = {"model": {"optim": record["optim"], "class_name": record["config"]["optim"]["class_name"],
+                                      "schedule": record["config"]["schedule"]["name"]}}
+    record.update(summarize(record))
+    return record
 
 
 class ResultsStore:
@@ -57,11 +142,22 @@ class ResultsStore:
 
     def load(self, run_id: str) -> dict[str, Any] | None:
         path = self.path(run_id)
-        return json.loads(path.read_text()) if path.is_file() else None
+        return upgrade(json.loads(path.read_text())) if path.is_file() else None
 
-    def is_final(self, run_id: str) -> bool:
+    def final_record(self, run_id: str, digest: str, experiment: str, seed: int) -> dict[str, Any] | None:
+        """The finished or diverged record of this run: its own, or a schema-1 record of the same
+        settings (same name prefix, and its upgraded config hashes to ``digest``)."""
         record = self.load(run_id)
-        return record is not None and record.get("status") in FINAL_STATUSES
+        if record is not None:
+            return record if record.get("status") in FINAL_STATUSES else None
+        for path in sorted(self.runs.glob(f"{experiment}-*-seed{seed}-*.json")):
+            old = json.loads(path.read_text())
+            if old.get("schema", 1) == 1 and old.get("status") in FINAL_STATUSES:
+                upgraded = upgrade(old)
+                tag = "nqm-synthetic" if upgraded["workload"] == "nqm" else (old.get("data") or {}).get("provenance")
+                if config_hash(upgraded["config"], str(tag)) == digest:
+                    return upgraded
+        return None
 
     def write(self, record: dict[str, Any]) -> Path:
         """Write ``record`` atomically (temporary file + rename in the same directory)."""
@@ -73,4 +169,4 @@ class ResultsStore:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for path in sorted(self.runs.glob("*.json")):
-            yield json.loads(path.read_text())
+            yield upgrade(json.loads(path.read_text()))

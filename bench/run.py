@@ -1,29 +1,24 @@
-"""One run of ``python -m bench``: validate, find the data, skip or resume, train, record."""
+"""One run of ``python -m bench``: plan, skip, resume, train (the workload's loop), record."""
 from __future__ import annotations
 
 import datetime as _dt
 import logging
 import time
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from bench import checkpoint, provenance
-from bench.data.build import build_loaders
-from bench.data.prepare import resolve
-from bench.data.synthetic import SYNTHETIC, synthetic_record
 from bench.errors import BenchError
 from bench.identity import config_hash, protocol_summary, run_id
-from bench.optim_factory import build_optimizer, optimizer_class
-from bench.records import ResultsStore
-from bench.schedules import build_schedule
-from bench.tasks import build_task
-from bench.trainer import Trainer, TrainState, pick_device, seed_everything, set_deterministic
+from bench.optim_factory import build_driver, check_optimizers
+from bench.plan import plan
+from bench.records import ResultsStore, summarize
+from bench.trainer import pick_device, seed_everything, set_deterministic
 from bench.validate import validate
-from models import create_model
+from bench.workloads import LoopHooks, TrainState, workload_class
 
 log = logging.getLogger("bench")
 
@@ -40,38 +35,33 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _data_record(meta: dict[str, Any], used: dict[str, Any], ds: dict[str, Any]) -> dict[str, Any]:
-    keep = ("dataset", "provenance", "complete", "source", "lossy", "description", "sizes", "prepared_at")
-    record = {k: meta.get(k) for k in keep}
-    if "jpeg_filled" in meta:
-        record["jpeg_filled_count"] = len(meta["jpeg_filled"])
-    pipeline = {"augment": ds["augment"], "eval_augment": ds.get("eval_augment"),
-                "normalization": {"name": ds.get("norm"), "mean": ds["mean"], "std": ds["std"]}}
-    return {**record, **used, **pipeline}
+def execute(cfg: dict[str, Any], sweep: bool = False, explicit: Iterable[str] = ()) -> Outcome:
+    """Run (or skip, or resume) the configuration ``cfg`` (a resolved plain dict from Hydra).
 
-
-def execute(cfg: dict[str, Any], sweep: bool = False) -> Outcome:
-    """Run (or skip, or resume) the configuration ``cfg`` (a resolved plain dict)."""
+    ``explicit`` lists the keys the command line set (they win over per-model values).
+    """
+    workload_cls = workload_class(cfg["workload"]["name"])
+    cfg = plan(cfg, workload_cls.roles, explicit)
     validate(cfg)
-    optimizer_class(cfg["optim"]["name"], cfg["optim"]["class_name"])
+    check_optimizers(cfg)
     store = ResultsStore(cfg["results_dir"])
     store.check_writable()
-    ds = cfg["dataset"]
-    synthetic = SYNTHETIC.get(ds["name"])  # generated workloads (the NQM) need no prepared copy
-    data = None if synthetic else resolve(ds["name"], Path(ds.get("root") or cfg["data_root"]), ds.get("source"),
-                                          ds.get("download", True), ds.get("allow_incomplete", False))
-    digest = config_hash(cfg, data.tag if data else f"{ds['name']}-synthetic")
+    data_tag, data = workload_cls.locate_data(cfg)
+    digest = config_hash(cfg, data_tag)
     rid = run_id(cfg, digest)
-    if store.is_final(rid) and not cfg.get("force"):
-        print(f"skipped {rid}: a {store.load(rid)['status']} record exists at {store.path(rid)} (force=true reruns it)")
-        return Outcome(rid, "skipped", store.path(rid), store.load(rid))
+    done = store.final_record(rid, digest, cfg["experiment"], cfg["seed"])
+    if done is not None and not cfg.get("force"):
+        print(f"skipped {rid}: a {done['status']} record exists at {store.path(done['run_id'])} (force=true reruns it)")
+        return Outcome(rid, "skipped", store.path(done["run_id"]), done)
 
     run_dir = Path(cfg["work_dir"]) / rid
     base = {
         "run_id": rid, "config_hash": digest, "experiment": cfg["experiment"], "optim": cfg["optim"]["name"],
-        "model": cfg["model"]["name"], "dataset": ds["name"], "seed": cfg["seed"], "config": cfg,
-        "protocol": protocol_summary(cfg), "git": provenance.git_state(), "packages": provenance.package_versions(),
-        "run_dir": str(run_dir),
+        "workload": workload_cls.name, **workload_cls.record_fields(cfg), "seed": cfg["seed"], "config": cfg, "protocol": protocol_summary(cfg),
+        "primary": {"metric": workload_cls.primary.name, "mode": workload_cls.primary.mode},
+        "optimizers": {role: {"optim": r["optim"]["name"], "class_name": r["optim"]["class_name"],
+                              "schedule": r["schedule"]["name"]} for role, r in cfg["roles"].items()},
+        "git": provenance.git_state(), "packages": provenance.package_versions(), "run_dir": str(run_dir),
     }
     logger = None
     state, resumed = TrainState(), []
@@ -81,23 +71,15 @@ def execute(cfg: dict[str, Any], sweep: bool = False) -> Outcome:
         set_deterministic(bool(cfg["trainer"]["deterministic"]))
         base["hardware"] = provenance.hardware(device)
         seed_everything(cfg["seed"])
-        if synthetic:
-            train_loader, test_loader, used = synthetic(cfg, device)
-            base["data"] = synthetic_record(cfg, used)
-        else:
-            train_loader, test_loader, used = build_loaders(cfg, data, device)
-            base["data"] = _data_record(data.meta, used, ds)
-        model = create_model(cfg["model"]["name"], num_classes=ds["num_classes"], in_channels=ds["channels"],
-                             **{k: v for k, v in cfg["model"].items() if k != "name"}).to(device)
-        optimizer = build_optimizer(model, cfg["optim"])
-        schedule = build_schedule(optimizer, cfg["trainer"]["epochs"], **cfg["optim"]["schedule"])
+        workload = workload_cls(cfg, device, data)
+        base["data"] = workload.data_record()
+        driver = build_driver(workload, cfg)
 
         ckpt_path = run_dir / "checkpoint.pt"
         saved = checkpoint.load(ckpt_path)
         if saved is not None and saved["config_hash"] == digest:
-            model.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            schedule.load_state_dict(saved["schedule"])
+            workload.load_state_dict(saved["workload"])
+            driver.load_state_dict(saved["driver"])
             state = TrainState(saved["epoch"], saved["step"], saved["history"])
             resumed = saved.get("resumed_at_epochs", []) + [state.epoch]
             clock -= saved.get("wall_time_s", 0.0)
@@ -106,9 +88,9 @@ def execute(cfg: dict[str, Any], sweep: bool = False) -> Outcome:
 
         def save_checkpoint(s: TrainState) -> None:
             checkpoint.save(ckpt_path, {
-                "config_hash": digest, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "schedule": schedule.state_dict(), "epoch": s.epoch, "step": s.step, "history": s.history,
-                "resumed_at_epochs": resumed, "started_at": started, "wall_time_s": time.perf_counter() - clock,
+                "config_hash": digest, "workload": workload.state_dict(), "driver": driver.state_dict(),
+                "epoch": s.epoch, "step": s.step, "history": s.history, "resumed_at_epochs": resumed,
+                "started_at": started, "wall_time_s": time.perf_counter() - clock,
             })
 
         if cfg["logger"]["wandb"]["enabled"]:
@@ -121,11 +103,7 @@ def execute(cfg: dict[str, Any], sweep: bool = False) -> Outcome:
             if logger:
                 logger.log(row)
 
-        trainer = Trainer(model, optimizer, schedule, build_task(ds.get("task", "classification")), train_loader, test_loader, device=device,
-                          seed=cfg["seed"], amp=cfg["trainer"]["amp"], progress=cfg["trainer"]["progress"],
-                          divergence_check_every=cfg["trainer"]["divergence_check_every"],
-                          on_epoch_end=save_checkpoint, log_epoch=log_epoch)
-        status = trainer.fit(cfg["trainer"]["epochs"], state)
+        status = workload.train(driver, state, LoopHooks(on_epoch_end=save_checkpoint, log_epoch=log_epoch))
         record = {**base, "status": status, "history": state.history, "resumed_at_epochs": resumed, "error": None}
     except BenchError:
         raise
@@ -140,11 +118,8 @@ def execute(cfg: dict[str, Any], sweep: bool = False) -> Outcome:
 
 def _finish(store: ResultsStore, record: dict[str, Any], started: str, clock: float, logger: Any,
             cfg: dict[str, Any] | None = None) -> Outcome:
-    scored = [row for row in record["history"] if "test_acc1" in row]
-    completed = [row for row in record["history"] if "test_loss" in row]  # the NQM has no accuracy
-    record.update(final=completed[-1] if completed else None,
-                  best_test_acc1=max((r["test_acc1"] for r in scored), default=None),
-                  started_at=started, finished_at=_now(), wall_time_s=round(time.perf_counter() - clock, 2))
+    record.update(summarize(record), started_at=started, finished_at=_now(),
+                  wall_time_s=round(time.perf_counter() - clock, 2))
     path = store.write(record)
     if logger:
         logger.finish(record["status"])

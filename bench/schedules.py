@@ -1,28 +1,43 @@
-"""Epoch-level learning-rate schedules, selected by ``optim.schedule.name``.
+"""Learning-rate schedules, the ``schedule`` config group (``conf/schedule/``).
 
-Every schedule follows ``optimizers.protocol``: ``end_epoch(epoch)`` after each training epoch and
-``state_dict``/``load_state_dict`` for resume. The PyTorch schedulers are used where they exist.
+Every schedule follows ``optimizers.protocol``: ``end_epoch(epoch)`` after each training epoch,
+``end_step(step)`` after each optimizer step (per-step schedules), and ``state_dict`` /
+``load_state_dict`` for resume. The PyTorch schedulers are used where they exist. A schedule
+multiplies or sets ``group["lr"]``; for optimizers with per-layer rates (AdaS, RMSGD) the group LR
+is a multiplier of those rates.
+
+``schedule=auto`` (the default) is resolved before a run by ``resolve_schedule``: the preset's
+``baseline_schedule`` for optimizers whose learning rate is set by hand, and ``constant`` for
+optimizers that set their own (``optim.sets_own_lr: true``: AdaS, RMSGD, the LR-free methods).
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, MultiStepLR, StepLR
+from torch.optim.lr_scheduler import CosineAnnealingLR, LambdaLR, LRScheduler, MultiStepLR, StepLR
 
 from bench.errors import BenchError
 from optimizers.autodrop import AutoDrop
 
+AUTO = "auto"
 
-class TorchEpochSchedule:
-    """Adapts a PyTorch ``LRScheduler`` stepped once per epoch to the bench protocol."""
 
-    def __init__(self, scheduler: LRScheduler) -> None:
-        self.scheduler = scheduler
+class TorchSchedule:
+    """Adapts a PyTorch ``LRScheduler`` stepped once per epoch (or once per step) to the protocol."""
+
+    def __init__(self, scheduler: LRScheduler, per_step: bool = False) -> None:
+        self.scheduler, self.per_step = scheduler, per_step
 
     def end_epoch(self, epoch: int) -> None:
-        self.scheduler.step()
+        if not self.per_step:
+            self.scheduler.step()
+
+    def end_step(self, step: int) -> None:
+        if self.per_step:
+            self.scheduler.step()
 
     def state_dict(self) -> dict[str, Any]:
         return self.scheduler.state_dict()
@@ -44,31 +59,57 @@ class Constant:
         pass
 
 
-def _step(optimizer: torch.optim.Optimizer, epochs: int, step_size: int, gamma: float) -> TorchEpochSchedule:
+def _step(optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int, step_size: int,
+          gamma: float) -> TorchSchedule:
     """Multiply the LR by ``gamma`` every ``step_size`` epochs (AdaS/RMSGD "StepLR": 25, 0.5)."""
-    return TorchEpochSchedule(StepLR(optimizer, step_size=step_size, gamma=gamma))
+    return TorchSchedule(StepLR(optimizer, step_size=step_size, gamma=gamma))
 
 
-def _multistep(optimizer: torch.optim.Optimizer, epochs: int, milestones: list[int], gamma: float) -> TorchEpochSchedule:
+def _multistep(optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int, milestones: list[int],
+               gamma: float) -> TorchSchedule:
     """Multiply the LR by ``gamma`` at each milestone epoch (AutoDrop: [60,120,160] x0.2)."""
-    return TorchEpochSchedule(MultiStepLR(optimizer, milestones=list(milestones), gamma=gamma))
+    return TorchSchedule(MultiStepLR(optimizer, milestones=list(milestones), gamma=gamma))
 
 
-def _cosine(optimizer: torch.optim.Optimizer, epochs: int, eta_min: float = 0.0) -> TorchEpochSchedule:
-    """Cosine annealing over the run's epochs."""
-    return TorchEpochSchedule(CosineAnnealingLR(optimizer, T_max=epochs, eta_min=eta_min))
+def _cosine(optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int, eta_min: float = 0.0) -> TorchSchedule:
+    """Cosine annealing over the run's epochs, stepped once per epoch."""
+    return TorchSchedule(CosineAnnealingLR(optimizer, T_max=epochs, eta_min=eta_min))
 
 
-def _constant(optimizer: torch.optim.Optimizer, epochs: int) -> Constant:
+def warmup_cosine_factor(step: int, warmup_steps: int, total_steps: int, min_factor: float) -> float:
+    """LR multiplier after ``step`` steps: linear warm-up from 0, then cosine down to ``min_factor``."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _warmup_cosine(optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int, warmup_epochs: float,
+                   min_factor: float = 0.0) -> TorchSchedule:
+    """Per-step linear warm-up over ``warmup_epochs`` then cosine decay (DeiT/timm recipe)."""
+    total, warmup = epochs * steps_per_epoch, max(1, round(warmup_epochs * steps_per_epoch))
+    return TorchSchedule(LambdaLR(optimizer, lambda s: warmup_cosine_factor(s, warmup, total, min_factor)),
+                         per_step=True)
+
+
+def _poly(optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int, power: float = 1.0,
+          min_factor: float = 0.0) -> TorchSchedule:
+    """Per-step polynomial decay ``(1 - step/total)^power`` (mmsegmentation's ``poly`` policy)."""
+    total = epochs * steps_per_epoch
+    return TorchSchedule(LambdaLR(optimizer, lambda s: max(min_factor, (1 - min(s, total) / total) ** power)),
+                         per_step=True)
+
+
+def _constant(optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int) -> Constant:
     return Constant()
 
 
-def _autodrop(optimizer: torch.optim.Optimizer, epochs: int, **options: Any) -> AutoDrop:
+def _autodrop(optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int, **options: Any) -> AutoDrop:
     """AutoDrop (optimizers/autodrop.py) on top of any optimizer; options as in ``AutoDrop``."""
     try:
         return AutoDrop(optimizer, epochs, **options)
     except (TypeError, ValueError) as exc:
-        raise BenchError(f"optim.schedule (autodrop): {exc}; see optimizers/autodrop.py for the options") from exc
+        raise BenchError(f"schedule (autodrop): {exc}; see optimizers/autodrop.py for the options") from exc
 
 
 SCHEDULES: dict[str, Callable[..., Any]] = {
@@ -76,10 +117,28 @@ SCHEDULES: dict[str, Callable[..., Any]] = {
     "step": _step,
     "multistep": _multistep,
     "cosine": _cosine,
+    "warmup_cosine": _warmup_cosine,
+    "poly": _poly,
     "autodrop": _autodrop,
 }
 
 
-def build_schedule(optimizer: torch.optim.Optimizer, epochs: int, name: str, **options: Any) -> Any:
-    """The schedule ``name`` acting on ``optimizer`` over ``epochs`` epochs."""
-    return SCHEDULES[name](optimizer, epochs, **options)
+def resolve_schedule(schedule: dict[str, Any], baseline: dict[str, Any],
+                     optim: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The schedule a run uses, and why when it was ``auto`` (see the module docstring)."""
+    if schedule.get("name") != AUTO:
+        return dict(schedule), None
+    if optim.get("sets_own_lr"):
+        return {"name": "constant"}, f"schedule=auto: constant, since {optim['name']} sets its own learning rate"
+    return dict(baseline), f"schedule=auto: the preset's baseline_schedule ({baseline['name']})"
+
+
+def build_schedule(optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int, name: str,
+                   **options: Any) -> Any:
+    """The schedule ``name`` acting on ``optimizer`` over ``epochs`` epochs of ``steps_per_epoch`` steps."""
+    if name not in SCHEDULES:
+        raise BenchError(f"unknown schedule {name!r}; pick schedule=<name> from {sorted(SCHEDULES)} (conf/schedule/)")
+    try:
+        return SCHEDULES[name](optimizer, epochs, steps_per_epoch, **options)
+    except TypeError as exc:
+        raise BenchError(f"schedule {name}: {exc}; see conf/schedule/{name}.yaml for its options") from exc

@@ -1,8 +1,9 @@
-"""The shared single-device trainer.
+"""The epoch loop of every batch workload (classification, the NQM; SimCLR and segmentation plug in).
 
 One loop for every optimizer of the five papers: CUDA when present (bf16 autocast), else CPU;
-per-epoch train/test loss and accuracy; per-parameter-group learning rates; the optimizer/schedule
-hooks of ``optimizers.protocol``; divergence detection; a checkpoint after every epoch.
+per-epoch train/test metrics; per-parameter-group learning rates; the optimizer protocol through
+``optimizers.protocol.Driver`` (which this loop never bypasses); divergence detection; a
+checkpoint after every epoch.
 
 Reproducibility: at the start of each epoch every RNG is re-seeded from (seed, epoch), and the
 loaders draw their order and augmentation from (seed, epoch) too, so an epoch's computation does
@@ -10,38 +11,22 @@ not depend on whether the run was interrupted before it.
 """
 from __future__ import annotations
 
-import math
 import os
 import random
 import signal
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm import tqdm
 
-from bench.data.loader import TensorLoader, epoch_seed
-from bench.tasks import Task
-from optimizers.protocol import CLOSURE, LOSS, requirements
+from bench.data.loader import epoch_seed
+from bench.workloads.base import LoopHooks, TrainState
+from optimizers.protocol import Diverged, Driver
 
 FAULT_KILL_ENV = "BENCH_FAULT_KILL_AT_STEP"  # fault injection: SIGKILL this process at that global step
-
-
-@dataclass
-class TrainState:
-    """Where a run stands after its last completed epoch."""
-
-    epoch: int = 0
-    step: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-
-class Diverged(Exception):
-    """The loss (or an optimizer's estimated learning rate) became NaN or infinite."""
 
 
 def seed_everything(seed: int) -> None:
@@ -65,123 +50,88 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _means(sums: dict[str, torch.Tensor], n: int, prefix: str) -> dict[str, float]:
-    return {f"{prefix}_{key}": float(value) / n for key, value in sums.items()}
-
-
-def _hooks(obj: object, name: str) -> Callable[..., Any] | None:
-    return getattr(obj, name, None) if callable(getattr(obj, name, None)) else None
+def by_role(values: dict[str, Any], key: str) -> dict[str, Any]:
+    """History keys for per-role values: ``key`` alone for a one-role run, ``key/<role>`` otherwise."""
+    if len(values) == 1:
+        return {key: next(iter(values.values()))}
+    return {f"{key}/{role}": value for role, value in values.items()}
 
 
 class Trainer:
-    """Trains ``model`` with ``optimizer`` (and an epoch-level ``schedule``) on ``task``."""
+    """Trains a batch workload (``bench.workloads.batch.BatchWorkload``) through ``driver``."""
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Any, task: Task,
-                 train_loader: TensorLoader, test_loader: TensorLoader, *, device: torch.device, seed: int,
-                 amp: bool = True, progress: bool = True, divergence_check_every: int = 50,
-                 on_epoch_end: Callable[[TrainState], None] | None = None,
-                 log_epoch: Callable[[dict[str, Any]], None] | None = None) -> None:
-        self.model, self.optimizer, self.schedule, self.task = model, optimizer, schedule, task
-        self.train_loader, self.test_loader = train_loader, test_loader
-        self.device, self.seed = device, seed
+    def __init__(self, workload: Any, driver: Driver, *, seed: int, epochs: int, amp: bool = True,
+                 progress: bool = True, divergence_check_every: int = 50, steps_per_epoch: int | None = None) -> None:
+        self.workload, self.driver, self.seed, self.epochs = workload, driver, seed, epochs
+        device = workload.device
         self.autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
         self.progress, self.check_every = progress, max(1, divergence_check_every)
-        self.on_epoch_end, self.log_epoch = on_epoch_end, log_epoch
-        self.requires = requirements(optimizer)
+        self.steps = min(len(workload.train_loader), steps_per_epoch or len(workload.train_loader))
         self.kill_at_step = int(os.environ.get(FAULT_KILL_ENV, "0"))
 
-    # ---------------------------------------------------------------- training
-    def fit(self, epochs: int, state: TrainState) -> str:
-        """Train from ``state.epoch + 1`` to ``epochs``; returns "finished" or "diverged"."""
-        for epoch in range(state.epoch + 1, epochs + 1):
+    def fit(self, state: TrainState, hooks: LoopHooks) -> str:
+        """Train from ``state.epoch + 1`` to the last epoch; returns "finished" or "diverged"."""
+        for epoch in range(state.epoch + 1, self.epochs + 1):
             started = time.perf_counter()
-            lrs = [group.get("lr") for group in self.optimizer.param_groups]  # COCOB has none
+            lrs = by_role(self.driver.lrs(), "lr")  # the LRs this epoch trains with
             try:
                 train = self._train_epoch(epoch, state)
             except Diverged as exc:
-                state.history.append({"epoch": epoch, "lr": lrs, "diverged": str(exc)})
+                state.history.append({"epoch": epoch, "step": state.step, **lrs, "diverged": str(exc)})
                 return "diverged"
-            for owner in (self.optimizer, self.schedule):
-                if hook := _hooks(owner, "end_epoch"):
-                    hook(epoch)
-            row: dict[str, Any] = {"epoch": epoch, "lr": lrs, **train, **self.evaluate()}
-            for owner, key in ((self.optimizer, "optim"), (self.schedule, "schedule")):
-                if hook := _hooks(owner, "epoch_log"):
-                    row[key] = hook()
+            self.driver.end_epoch(epoch)
+            row: dict[str, Any] = {"epoch": epoch, "step": state.step, **lrs, **train, **self.evaluate()}
+            for key, values in self.driver.epoch_logs().items():
+                row.update(by_role(values, key) if values else {})
             row["epoch_time_s"] = round(time.perf_counter() - started, 3)
             state.epoch = epoch
             state.history.append(row)
-            if self.log_epoch:
-                self.log_epoch(row)
-            if self.on_epoch_end:
-                self.on_epoch_end(state)
+            if hooks.log_epoch:
+                hooks.log_epoch(row)
+            if hooks.on_epoch_end:
+                hooks.on_epoch_end(state)
         return "finished"
 
     def _train_epoch(self, epoch: int, state: TrainState) -> dict[str, float]:
         seed_everything(epoch_seed(self.seed, epoch, stream=1))
-        self.model.train()
+        workload, model = self.workload, self.workload.model
+        model.train()
         sums: dict[str, torch.Tensor] = {}
-        step_hooks = [hook for owner in (self.optimizer, self.schedule) if (hook := _hooks(owner, "end_step"))]
-        estimate = _hooks(self.optimizer, "estimated_lr")
-        batches = tqdm(self.train_loader.epoch(epoch), total=len(self.train_loader), desc=f"epoch {epoch}",
-                       disable=None if self.progress else True, leave=False, dynamic_ncols=True)
+        examples = 0
+        batches = tqdm(islice(workload.train_loader.epoch(epoch), self.steps), total=self.steps,
+                       desc=f"epoch {epoch}", disable=None if self.progress else True, leave=False, dynamic_ncols=True)
         for i, (inputs, targets) in enumerate(batches, start=1):
-            loss, batch_sums = self._step(inputs, targets)
+            with torch.autocast(**self.autocast):
+                loss, batch_sums = workload.loss(model, inputs, targets)
+            closure = self._closure(inputs, targets) if self.driver.needs_closure else None
+            self.driver.step(loss, closure)
             state.step += 1
-            for hook in step_hooks:
-                hook(state.step)
+            examples += len(targets)
             for key, value in batch_sums.items():
                 sums[key] = sums.get(key, 0) + value
-            if i % self.check_every == 0 or i == len(self.train_loader):
+            if i % self.check_every == 0 or i == self.steps:
                 value = loss.item()
-                if not math.isfinite(value):
-                    raise Diverged(f"loss {value} at epoch {epoch}, step {state.step}")
-                if estimate and (lr := estimate()) is not None and not math.isfinite(lr):
-                    raise Diverged(f"estimated learning rate {lr} at epoch {epoch}, step {state.step}")
+                self.driver.check(value, f"epoch {epoch}, step {state.step}")
                 batches.set_postfix(loss=f"{value:.4f}", refresh=False)
             if state.step == self.kill_at_step:
                 os.kill(os.getpid(), signal.SIGKILL)
-        return _means(sums, self.train_loader.examples_per_epoch, "train")
+        return {f"train_{key}": float(value) / examples for key, value in sums.items()}
 
-    def _step(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(**self.autocast):
-            loss, sums = self.task.loss(self.model, inputs, targets)
-        loss.backward()
-        kwargs: dict[str, Any] = {}
-        if LOSS in self.requires:
-            kwargs["loss"] = loss.detach()
-        if CLOSURE in self.requires:
-            kwargs["closure"] = self._closure(inputs, targets)
-        self.optimizer.step(**kwargs)
-        return loss.detach(), sums
-
-    def _closure(self, inputs: torch.Tensor, targets: torch.Tensor) -> Callable[..., torch.Tensor]:
+    def _closure(self, inputs: torch.Tensor, targets: torch.Tensor) -> Any:
         """Re-evaluates the mini-batch loss (with gradients when ``backward``), for SAM/SLS."""
 
-        def closure(backward: bool = True) -> torch.Tensor:
-            with torch.set_grad_enabled(backward), torch.autocast(**self.autocast):
-                loss, _ = self.task.loss(self.model, inputs, targets)
-            if backward:
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-            return loss.detach()
+        def compute() -> torch.Tensor:
+            with torch.autocast(**self.autocast):
+                return self.workload.loss(self.workload.model, inputs, targets)[0]
 
-        return closure
+        return self.driver.closure(compute)
 
-    # -------------------------------------------------------------- evaluation
     def evaluate(self) -> dict[str, float]:
-        """Mean test metrics (loss, and for classification top-1/top-5 accuracy in %).
-
-        An optimizer's ``eval_model()`` (DoG's averaged model) is evaluated instead when it has one.
-        """
-        hook = _hooks(self.optimizer, "eval_model")
-        averaged = hook() if hook else None
-        model = self.model if averaged is None else averaged
+        """The workload's test metrics, on the optimizer's averaged model where it keeps one (DoG)."""
+        model = self.driver.eval_model(self.workload.roles[0], self.workload.model)
         model.eval()
-        sums: dict[str, torch.Tensor] = {}
+        evaluator = self.workload.evaluator()
         with torch.no_grad(), torch.autocast(**self.autocast):
-            for inputs, targets in self.test_loader.epoch(0):
-                for key, value in self.task.eval_sums(model, inputs, targets).items():
-                    sums[key] = sums.get(key, 0) + value
-        return _means(sums, self.test_loader.examples_per_epoch, "test")
+            for inputs, targets in self.workload.test_loader.epoch(0):
+                evaluator.update(model, inputs, targets)
+        return {f"test_{key}": value for key, value in evaluator.compute().items()}

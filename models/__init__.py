@@ -5,7 +5,6 @@ from models import (  # noqa: F401  (each module registers its models)
     efficientnet_cifar,
     imagenet,
     mobilenetv2_cifar,
-    nqm,
     resnet_cifar,
     resnet_he,
     resnext_cifar,

@@ -1,0 +1,94 @@
+"""What every workload provides to ``bench.run`` and its training loop.
+
+A workload owns what differs between kinds of experiment: its data or environment, its model(s)
+and their parameter roles, the loss of a step, evaluation, its budget unit and the metrics it
+reports, including the primary one and its direction. ``bench.run`` knows only this interface.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from optimizers.protocol import CLOSURE, LOSS, Driver
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A history key and whether higher (``max``) or lower (``min``) is better."""
+
+    name: str
+    mode: str
+
+    def best(self, values: list[float]) -> float:
+        return max(values) if self.mode == "max" else min(values)
+
+
+@dataclass
+class TrainState:
+    """Where a run stands after its last completed epoch (history rows are keyed by epoch and step)."""
+
+    epoch: int = 0
+    step: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class LoopHooks:
+    """What ``bench.run`` asks a loop to call: after each epoch's row, and to log it."""
+
+    on_epoch_end: Callable[[TrainState], None] | None = None
+    log_epoch: Callable[[dict[str, Any]], None] | None = None
+
+
+class Workload(ABC):
+    """One kind of experiment; subclasses live in ``bench/workloads/<name>.py`` and register in ``WORKLOADS``."""
+
+    name: ClassVar[str]
+    primary: ClassVar[Metric]
+    roles: ClassVar[tuple[str, ...]] = ("model",)   # parameter sets an optimizer drives
+    provides: ClassVar[frozenset[str]] = frozenset({LOSS, CLOSURE})  # what its loop gives a step
+    budget_unit: ClassVar[str] = "epoch"
+
+    def __init__(self, cfg: dict[str, Any], device: torch.device, data: Any = None) -> None:
+        self.cfg, self.device = cfg, device
+
+    @classmethod
+    def locate_data(cls, cfg: dict[str, Any]) -> tuple[str, Any]:
+        """Find (or prepare) the data before anything is built: its provenance tag, which enters the
+        run's hash, and a handle passed back to the constructor. Generated data: ``<name>-synthetic``."""
+        return f"{cls.name}-synthetic", None
+
+    @abstractmethod
+    def role_modules(self) -> dict[str, nn.Module]:
+        """The module whose parameters each role's optimizer drives."""
+
+    @abstractmethod
+    def data_record(self) -> dict[str, Any]:
+        """The run record's ``data`` block: provenance, sizes, pipeline."""
+
+    @abstractmethod
+    def train(self, driver: Driver, state: TrainState, hooks: LoopHooks) -> str:
+        """Train from ``state`` to the end of the budget; returns ``finished`` or ``diverged``."""
+
+    @property
+    @abstractmethod
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps per epoch (per-step schedules need the total)."""
+
+    @classmethod
+    def record_fields(cls, cfg: dict[str, Any]) -> dict[str, Any]:
+        """Quick-filter fields of the record (``dataset``, ``model``); the workload's name where it has none."""
+        return {"dataset": (cfg.get("dataset") or {}).get("name", cls.name),
+                "model": (cfg.get("model") or {}).get("name", cls.name)}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {role: module.state_dict() for role, module in self.role_modules().items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for role, module in self.role_modules().items():
+            module.load_state_dict(state[role])
