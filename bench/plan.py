@@ -52,9 +52,9 @@ def apply_per_model(optim: dict[str, Any], model: str | None, explicit: set[str]
         notes[f"{prefix}.hparams"] = f"per_model values for {model}: {values}"
 
 
-def _schedule(schedule: dict[str, Any], baseline: dict[str, Any], optim: dict[str, Any], key: str,
+def _schedule(schedule: dict[str, Any], baseline: tuple[dict[str, Any], Any], optim: dict[str, Any], key: str,
               notes: dict[str, Any]) -> dict[str, Any]:
-    resolved, reason = resolve_schedule(schedule, baseline, optim)
+    resolved, reason = resolve_schedule(schedule, *baseline, optim)
     if reason:
         notes[key] = reason
     return resolved
@@ -69,7 +69,7 @@ def plan_roles(cfg: dict[str, Any], roles: Iterable[str], explicit: set[str]) ->
                          f"its roles: {', '.join(roles)}")
     model = (cfg.get("model") or {}).get("name")
     notes = cfg.setdefault("planned", {})
-    baseline = cfg.pop("baseline_schedule", None) or {"name": "constant"}
+    baseline = cfg.pop("baseline_schedule", None) or {"name": "constant"}, cfg.pop("baseline_schedule_for", "all")
     apply_per_model(cfg["optim"], model, explicit, "optim", notes)
     cfg["schedule"] = _schedule(cfg["schedule"], baseline, cfg["optim"], "schedule", notes)
     planned = {}

@@ -6,9 +6,11 @@ Every schedule follows ``optimizers.protocol``: ``end_epoch(epoch)`` after each 
 multiplies or sets ``group["lr"]``; for optimizers with per-layer rates (AdaS, RMSGD) the group LR
 is a multiplier of those rates.
 
-``schedule=auto`` (the default) is resolved before a run by ``resolve_schedule``: the preset's
-``baseline_schedule`` for optimizers whose learning rate is set by hand, and ``constant`` for
-optimizers that set their own (``optim.sets_own_lr: true``: AdaS, RMSGD, the LR-free methods).
+``schedule=auto`` (the default) is resolved before a run by ``resolve_schedule``: ``constant`` for
+optimizers that set their own learning rate (``optim.sets_own_lr: true``: AdaS, RMSGD, SLS, the
+LR-free methods); the preset's ``baseline_schedule`` for the optimizers it names in
+``baseline_schedule_for`` (``all``: every hand-tuned optimizer, as RMSGD's tables; ``[sgd]``: only
+SGD, as AdaS Table 1's SGD-StepLR beside constant-LR AdaM and AdaBound); ``constant`` otherwise.
 """
 from __future__ import annotations
 
@@ -123,14 +125,16 @@ SCHEDULES: dict[str, Callable[..., Any]] = {
 }
 
 
-def resolve_schedule(schedule: dict[str, Any], baseline: dict[str, Any],
+def resolve_schedule(schedule: dict[str, Any], baseline: dict[str, Any], baseline_for: str | list[str],
                      optim: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     """The schedule a run uses, and why when it was ``auto`` (see the module docstring)."""
     if schedule.get("name") != AUTO:
         return dict(schedule), None
     if optim.get("sets_own_lr"):
         return {"name": "constant"}, f"schedule=auto: constant, since {optim['name']} sets its own learning rate"
-    return dict(baseline), f"schedule=auto: the preset's baseline_schedule ({baseline['name']})"
+    if baseline_for == "all" or optim["name"] in baseline_for:
+        return dict(baseline), f"schedule=auto: the preset's baseline_schedule ({baseline['name']})"
+    return {"name": "constant"}, f"schedule=auto: constant, the preset's baseline_schedule is for {baseline_for} only"
 
 
 def build_schedule(optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int, name: str,

@@ -178,8 +178,8 @@ def test_bad_options_are_rejected() -> None:
     assert "autodrop" in SCHEDULES
 
 
-AUTODROP = ["optim.schedule.name=autodrop", "+optim.schedule.rho=0.5", "+optim.schedule.delay=2",
-            "+optim.schedule.theta=20.0", "+optim.schedule.theta_max=40.0"]
+AUTODROP = ["schedule=autodrop", "schedule.rho=0.5", "schedule.delay=2", "schedule.theta=20.0",
+            "schedule.theta_max=40.0"]
 
 
 def _history(bench) -> list[dict]:
@@ -190,7 +190,7 @@ def _history(bench) -> list[dict]:
 
 @pytest.mark.slow
 def test_autodrop_in_a_run_logs_and_resumes_exactly(bench, tmp_path) -> None:
-    """optim.schedule.name=autodrop works with Adam; a run killed mid-window resumes bit-identically."""
+    """schedule=autodrop works with Adam; a run killed mid-window resumes bit-identically."""
     args = [*TINY, "optim=adam", "optim.hparams.lr=0.01", "trainer.epochs=6", *AUTODROP]
     bench(*args)
     full = _history(bench)

@@ -10,9 +10,7 @@ import sys
 import pytest
 import torch
 
-from bench.data.synthetic import nqm_loaders
-from bench.tasks import build_task
-from models import create_model
+from bench.workloads.nqm import NQM as NQMWorkload
 from optimizers import AutoDrop
 from tests.conftest import ROOT
 
@@ -21,11 +19,11 @@ NQM = {"rho": 0.5, "alpha_min": 0.001, "theta": 0.01, "delay": 1, "average": Fal
 
 
 def simulate(lr: float, epochs: int, seed: int = 0, **schedule) -> tuple[list[dict], list[float]]:
-    """GD on the NQM (conf/dataset/nqm.yaml settings), AutoDrop acting once per 20-iteration epoch."""
-    cfg = {"dataset": {"dim": 200, "noise": "inverse_curvature", "noise_scale": 1.0, "steps_per_epoch": 20},
-           "model": {"dim": 200}, "trainer": {"batch_size": 1}, "seed": seed}
-    train, test, _ = nqm_loaders(cfg, torch.device("cpu"))
-    model, task = create_model("nqm", dim=200, x0=10.0), build_task("nqm")  # conf/model/nqm.yaml
+    """GD on the NQM (conf/workload/nqm.yaml settings), AutoDrop acting once per 20-iteration epoch."""
+    cfg = {"workload": {"dim": 200, "x0": 10.0, "noise": "inverse_curvature", "noise_scale": 1.0,
+                        "steps_per_epoch": 20}, "trainer": {"batch_size": 1}, "seed": seed}
+    task = NQMWorkload(cfg, torch.device("cpu"))
+    model, train, test = task.model, task.train_loader, task.test_loader
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     sched = AutoDrop(opt, **{**NQM, **schedule})
     logs, losses = [], []
@@ -37,7 +35,9 @@ def simulate(lr: float, epochs: int, seed: int = 0, **schedule) -> tuple[list[di
         sched.end_epoch(epoch)
         logs.append(sched.epoch_log())
         with torch.no_grad():
-            losses.append(float(task.eval_sums(model, *next(iter(test.epoch(0))))["loss"]))  # c = 0: 0.5 x^T A x
+            evaluator = task.evaluator()
+            evaluator.update(model, *next(iter(test.epoch(0))))
+            losses.append(evaluator.compute()["loss"])  # c = 0: 0.5 x^T A x
     return logs, losses
 
 
@@ -85,7 +85,7 @@ def test_autodrop_drops_to_the_floor_and_converges() -> None:
 def test_experiment_runs_and_figure_draws(bench, tmp_path) -> None:
     """+experiment=autodrop_nqm runs (synthetic data, no preparation) and the figure command reads it."""
     bench("+experiment=autodrop_nqm", "trainer.epochs=4")
-    bench("+experiment=autodrop_nqm", "optim=gd_angle_nqm", "trainer.epochs=4")
+    bench("+experiment=autodrop_nqm", "schedule=angle_probe_nqm", "trainer.epochs=4")
     records = [json.loads(p.read_text()) for p in (bench.results / "runs").glob("*.json")]
     assert {r["status"] for r in records} == {"finished"} and len(records) == 2
     for record in records:

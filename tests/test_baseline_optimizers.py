@@ -10,31 +10,20 @@ import warnings
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 from torch import nn
 
 import optimizers
-from bench import CONF_DIR
 from bench.optim_factory import build_optimizer
 from bench.schedules import build_schedule
-from bench.tasks import build_task
-from bench.trainer import Trainer
 from models import create_model
 from tests.conftest import TINY
+from tests.helpers import classification_step, composed, driver_for, planned
 
 torch.set_num_threads(1)
 
 # The baseline configs of this module (the papers' own methods are tested with their optimizers).
-BASELINES = ["sgd", "sgd_plain", "sgd_nesterov", "sgd_step", "sgd_step15", "sgd_multistep", "sgd_multistep_imagenet",
-             "sgd_cosine", "sgd_nowd", "adam", "adam_step", "adamw", "adagrad", "adagrad_step", "rmsprop", "adabound",
-             "adabound_step", "adabelief", "sgdp", "adamp", "sam", "sls"]
-
-
-def composed(*overrides: str) -> dict:
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=list(overrides))
-    return OmegaConf.to_container(cfg, resolve=True)
+BASELINES = ["sgd", "sgd_plain", "sgd_nesterov", "sgd_imagenet", "sgd_nowd", "adam", "adam_rmsgd", "adamw", "adagrad",
+             "adagrad_rmsgd", "rmsprop", "adabound", "adabound_rmsgd", "adabelief", "sgdp", "adamp", "sam", "sls"]
 
 
 # --------------------------------------------------------------------------- SAM
@@ -81,7 +70,7 @@ def test_sam_groups_are_the_base_optimizers_groups() -> None:
     w = torch.zeros(2, requires_grad=True)
     sam = optimizers.SAM([w], lr=0.1, momentum=0.9)
     sam.load_state_dict(copy.deepcopy(sam.state_dict()))
-    schedule = build_schedule(sam, 10, "step", step_size=1, gamma=0.5)
+    schedule = build_schedule(sam, 10, 1, "step", step_size=1, gamma=0.5)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         schedule.end_epoch(1)
@@ -140,11 +129,6 @@ def test_sls_skips_a_zero_gradient() -> None:
 
 
 # --------------------------------------------------------------------------- every baseline config
-def _trainer(model: nn.Module, optimizer: torch.optim.Optimizer) -> Trainer:
-    return Trainer(model, optimizer, None, build_task("classification"), None, None,  # type: ignore[arg-type]
-                   device=torch.device("cpu"), seed=0, amp=False)
-
-
 @pytest.mark.parametrize("name", BASELINES)
 def test_baseline_config_steps_and_resumes(name: str) -> None:
     """Three steps through the trainer's step protocol; a copy restored from the state after two
@@ -159,14 +143,14 @@ def test_baseline_config_steps_and_resumes(name: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # adabound's deprecated add_ overload
         for _ in range(2):
-            loss, _ = _trainer(model, optimizer)._step(x, y)
+            loss = classification_step(driver_for(optimizer), model, x, y)
             assert math.isfinite(loss.item())
         twin = copy.deepcopy(model)
         twin_opt = build_optimizer(twin, cfg["optim"])
         twin_opt.load_state_dict(copy.deepcopy(optimizer.state_dict()))
         for m, opt in ((model, optimizer), (twin, twin_opt)):
             torch.manual_seed(1)
-            _trainer(m, opt)._step(x, y)
+            classification_step(driver_for(opt), m, x, y)
     assert any(not torch.equal(a, p) for a, p in zip(start, model.parameters()))
     for a, b in zip(model.parameters(), twin.parameters()):
         assert torch.allclose(a, b, rtol=1e-6, atol=1e-7)
@@ -181,11 +165,11 @@ def test_packaged_baselines_are_the_authors_classes() -> None:
 
 
 # --------------------------------------------------------------------------- schedules
-def _epoch_lrs(name: str, epochs: int, model: str = "small_cnn") -> list[float]:
-    """The LR each epoch 1..epochs trains with, under the config's schedule."""
-    cfg = composed("dataset=digits", f"model={model}", f"optim={name}", f"trainer.epochs={epochs}")
+def _epoch_lrs(name: str, epochs: int, *overrides: str) -> list[float]:
+    """The LR each epoch 1..epochs trains with, under the planned schedule."""
+    cfg = planned("dataset=digits", "model=small_cnn", f"optim={name}", f"trainer.epochs={epochs}", *overrides)
     optimizer = build_optimizer(nn.Linear(2, 2), cfg["optim"])
-    schedule = build_schedule(optimizer, epochs, **cfg["optim"]["schedule"])
+    schedule = build_schedule(optimizer, epochs, 1, **cfg["schedule"])
     lrs = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "lr_scheduler.step() before optimizer.step()"
@@ -196,18 +180,18 @@ def _epoch_lrs(name: str, epochs: int, model: str = "small_cnn") -> list[float]:
 
 
 def test_autodrop_multistep_baselines() -> None:
-    lrs = _epoch_lrs("sgd_multistep", 200)  # CIFAR: x0.2 after epochs 60, 120, 160
+    lrs = _epoch_lrs("sgd_nesterov", 200, "schedule=multistep")  # CIFAR: x0.2 after epochs 60, 120, 160
     assert [lrs[i] for i in (0, 59, 60, 119, 120, 159, 160, 199)] == pytest.approx(
         [0.05, 0.05, 0.01, 0.01, 0.002, 0.002, 0.0004, 0.0004])
-    lrs = _epoch_lrs("sgd_multistep_imagenet", 105)  # ImageNet: x0.1 after epochs 30, 60, 90
+    lrs = _epoch_lrs("sgd_imagenet", 105, "schedule=multistep", "schedule.milestones=[30,60,90]", "schedule.gamma=0.1")
     assert [lrs[i] for i in (29, 30, 60, 90, 104)] == pytest.approx([0.1, 0.01, 0.001, 1e-4, 1e-4])
 
 
 def test_step_and_cosine_schedules() -> None:
-    lrs = _epoch_lrs("sgd_step", 250)  # AdaS/RMSGD: x0.5 every 25 epochs
+    lrs = _epoch_lrs("sgd", 250, "schedule=step")  # AdaS/RMSGD: x0.5 every 25 epochs
     assert [lrs[i] for i in (24, 25, 50, 249)] == pytest.approx([0.1, 0.05, 0.025, 0.1 * 0.5 ** 9])
-    assert _epoch_lrs("sgd_step15", 31)[15] == pytest.approx(0.05)
-    lrs = _epoch_lrs("sgd_cosine", 100)
+    assert _epoch_lrs("sgd", 31, "schedule=step", "schedule.step_size=15")[15] == pytest.approx(0.05)
+    lrs = _epoch_lrs("sgd", 100, "schedule=cosine")
     assert lrs[50] == pytest.approx(0.05) and lrs[0] == 0.1  # 0.1 * (1 + cos(pi/2)) / 2 after 50 epochs
     assert set(_epoch_lrs("sls", 5)) == {1.0}
 
@@ -215,8 +199,14 @@ def test_step_and_cosine_schedules() -> None:
 def test_per_model_optimizer_values() -> None:
     """AutoDrop's WRN baseline uses lr 0.1 without Nesterov; its ResNets lr 0.05 with Nesterov."""
     for model, lr, nesterov in (("wrn28_10", 0.1, False), ("wrn40_10", 0.1, False), ("resnet18", 0.05, True)):
-        hp = composed("dataset=cifar10", f"model={model}", "optim=sgd_multistep")["optim"]["hparams"]
-        assert (hp["lr"], hp["nesterov"], hp["weight_decay"]) == (lr, nesterov, 5e-4)
+        cfg = planned("dataset=cifar10", f"model={model}", "optim=sgd_nesterov", "schedule=multistep")
+        for hp in (cfg["optim"]["hparams"], cfg["roles"]["model"]["optim"]["hparams"]):
+            assert (hp["lr"], hp["nesterov"], hp["weight_decay"]) == (lr, nesterov, 5e-4)
+    # a command-line value wins over the per-model one; AdaS on VGG16 (with or without BN) starts at 5e-3
+    assert planned("model=wrn28_10", "optim=sgd_nesterov", "optim.hparams.lr=0.2")["optim"]["hparams"]["lr"] == 0.2
+    for model in ("vgg16_bn", "vgg16"):
+        assert planned(f"model={model}", "optim=adas", "optim.hparams.beta=0.9")["optim"]["hparams"]["lr"] == 5e-3
+    assert planned("model=resnet34", "optim=adas")["optim"]["hparams"]["lr"] == 0.03
 
 
 # --------------------------------------------------------------------------- the CLI
@@ -229,4 +219,4 @@ def test_every_baseline_runs_through_the_cli(bench) -> None:
     records = [json.loads(p.read_text()) for p in (bench.results / "runs").glob("*.json")]
     status = {r["optim"]: r["status"] for r in records}
     assert status == {name: "finished" for name in BASELINES}
-    assert all(math.isfinite(r["final"]["train_loss"]) for r in records)
+    assert all(math.isfinite(r["last"]["train_loss"]) for r in records)

@@ -15,8 +15,8 @@ from torch import nn
 
 from bench.data.loader import TensorLoader
 from bench.optim_factory import build_optimizer
-from bench.tasks import build_task
-from bench.trainer import Trainer, TrainState
+from bench.workloads import LoopHooks, TrainState
+from tests.helpers import make_trainer
 from optimizers import COCOB, LDoG, PSDASGD, PSSPS, SPS, DAdaptAdam, DAdaptSGD, DoG, Prodigy
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -95,13 +95,10 @@ def test_dog_averager_is_the_package_averager_and_the_trainer_evaluates_it() -> 
                           device=torch.device("cpu"), shuffle=False)
     flat = nn.Sequential(nn.Flatten(), model)
     flat_averaged = nn.Sequential(nn.Flatten(), averaged)
-    trainer = Trainer(flat, optimizer, None, build_task("classification"), loader, loader,
-                      device=torch.device("cpu"), seed=0, progress=False)
     optimizer.eval_model = lambda: flat_averaged  # the averaged twin of the wrapped model
-    expected = Trainer(flat_averaged, SPS(flat_averaged.parameters()), None, build_task("classification"),
-                       loader, loader, device=torch.device("cpu"), seed=0, progress=False).evaluate()
-    raw = Trainer(flat, SPS(flat.parameters()), None, build_task("classification"), loader, loader,
-                  device=torch.device("cpu"), seed=0, progress=False).evaluate()
+    trainer = make_trainer(flat, optimizer, loader, loader)
+    expected = make_trainer(flat_averaged, SPS(flat_averaged.parameters()), loader, loader).evaluate()
+    raw = make_trainer(flat, SPS(flat.parameters()), loader, loader).evaluate()
     assert trainer.evaluate() == expected != raw
 
 
@@ -207,8 +204,7 @@ def test_non_finite_estimated_lr_ends_the_run_as_diverged() -> None:
                           device=torch.device("cpu"))
     model = nn.Sequential(nn.Flatten(), nn.Linear(6, 3))
     optimizer = ExplodingEstimate(model.parameters())
-    trainer = Trainer(model, optimizer, None, build_task("classification"), loader, loader,
-                      device=torch.device("cpu"), seed=0, progress=False, divergence_check_every=1)
+    trainer = make_trainer(model, optimizer, loader, loader, epochs=2, divergence_check_every=1)
     state = TrainState()
-    assert trainer.fit(2, state) == "diverged"
+    assert trainer.fit(state, LoopHooks()) == "diverged"
     assert "estimated learning rate inf" in state.history[-1]["diverged"]

@@ -12,7 +12,8 @@ from bench.trainer import FAULT_KILL_ENV
 from tests.conftest import ROOT, TINY
 
 RECORD_KEYS = {"run_id", "config_hash", "status", "config", "protocol", "data", "git", "packages", "hardware",
-               "history", "final", "wall_time_s", "started_at", "finished_at", "experiment", "optim", "seed"}
+               "history", "final", "best", "last", "primary", "workload", "optimizers", "wall_time_s", "started_at",
+               "finished_at", "experiment", "optim", "seed", "schema"}
 
 
 def _records(folder: Path) -> list[dict]:
@@ -30,7 +31,13 @@ def test_a_run_writes_one_complete_record_and_a_relaunch_skips_it(bench) -> None
     for row in record["history"]:
         assert {"train_loss", "train_acc1", "train_acc5", "test_loss", "test_acc1", "test_acc5", "lr"} <= set(row)
         assert len(row["lr"]) == 1 and row["lr"][0] == pytest.approx(0.05)
-    assert record["final"] == record["history"][-1]
+    assert record["schema"] == 2 and record["primary"] == {"metric": "test_acc1", "mode": "max"}
+    last = record["history"][-1]
+    assert record["last"] == last
+    assert record["final"] == {"metric": "test_acc1", "value": last["test_acc1"], "at": {"epoch": 2, "step": last["step"]}}
+    assert record["best"]["value"] == max(row["test_acc1"] for row in record["history"])
+    assert record["optimizers"] == {"model": {"optim": "sgd", "class_name": "SGD", "schedule": "constant"}}
+    assert f"test_acc1 {last['test_acc1']:.2f}%" in first.stdout
 
     again = bench(*TINY)
     assert "skipped" in again.stdout and len(_records(bench.results)) == 1
@@ -39,7 +46,7 @@ def test_a_run_writes_one_complete_record_and_a_relaunch_skips_it(bench) -> None
 
 
 def test_per_group_learning_rates_follow_the_schedule(bench) -> None:
-    bench(*TINY, "trainer.epochs=3", "optim=sgd_step", "optim.hparams.lr=0.05", "optim.schedule.step_size=1",
+    bench(*TINY, "trainer.epochs=3", "optim=sgd", "schedule=step", "optim.hparams.lr=0.05", "schedule.step_size=1",
           "optim.no_weight_decay=[bn,bias]")
     (record,) = _records(bench.results)
     lrs = [row["lr"] for row in record["history"]]
@@ -56,7 +63,7 @@ def test_multirun_over_seeds_writes_two_records_and_the_table_aggregates_them(be
     summary = (out / "summary.csv").read_text().splitlines()
     assert len(summary) == 2  # header + one cell holding both seeds
     row = dict(zip(summary[0].split(","), summary[1].split(",")))
-    assert row["n"] == "2" and row["protocol"] == "reduced" and "†" in row["test_acc1"]
+    assert row["n"] == "2" and row["protocol"] == "reduced" and "†" in row["final"] and row["metric"] == "test_acc1 ↑"
 
 
 def test_multirun_over_presets_and_optimizers(bench) -> None:
@@ -75,8 +82,8 @@ def test_a_nan_loss_ends_the_run_as_diverged_with_exit_status_zero(bench) -> Non
 
 def test_killed_run_resumes_and_matches_an_uninterrupted_run(bench) -> None:
     """SIGKILL in the middle of epoch 2, relaunch, and finish with bit-identical metrics."""
-    settings = [*TINY, "trainer.epochs=3", "trainer.deterministic=true", "optim=sgd_step",
-                "optim.schedule.step_size=1"]
+    settings = [*TINY, "trainer.epochs=3", "trainer.deterministic=true", "optim=sgd", "schedule=step",
+                "schedule.step_size=1"]
     reference = bench(*settings, home="reference")
     assert "finished:" in reference.stdout
     steps_per_epoch = -(-1500 // 64)

@@ -9,8 +9,8 @@ from torch import nn
 
 from bench.data.augment import random_crop_flip
 from bench.data.loader import TensorLoader
-from bench.tasks import Classification
-from bench.trainer import Trainer, TrainState
+from bench.workloads import LoopHooks, TrainState
+from tests.helpers import make_trainer
 
 
 class RecordingSGD(torch.optim.SGD):
@@ -51,10 +51,9 @@ def _loader(n: int, batch: int, shuffle: bool = True, seed: int = 0) -> TensorLo
 def test_hooks_loss_and_closure_reach_the_optimizer() -> None:
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
     optimizer = RecordingSGD(model.parameters(), lr=0.1)
-    trainer = Trainer(model, optimizer, None, Classification(), _loader(40, 16), _loader(20, 10, shuffle=False),
-                      device=torch.device("cpu"), seed=0, progress=False)
+    trainer = make_trainer(model, optimizer, _loader(40, 16), _loader(20, 10, shuffle=False), epochs=2)
     state = TrainState()
-    assert trainer.fit(2, state) == "finished"
+    assert trainer.fit(state, LoopHooks()) == "finished"
     names = [name for name, _ in optimizer.calls]
     assert names == ["step", "end_step"] * 3 + ["end_epoch"] + ["step", "end_step"] * 3 + ["end_epoch"]
     assert all(same for name, same in optimizer.calls if name == "step")  # closure re-evaluates the same batch

@@ -4,7 +4,7 @@
 
 Panels, against GD iterations: the noiseless loss 0.5 x^T A x (log scale), the angular velocity
 (per-iteration angles averaged over each 20-iteration window) and the learning rate. Constant-LR
-runs (``optim=gd_angle_nqm``) are Figure 1; the AutoDrop run (``optim=gd_autodrop_nqm``) is Figure 3.
+runs (``schedule=angle_probe_nqm``) are Figure 1; the AutoDrop run (the preset's default) is Figure 3.
 """
 from __future__ import annotations
 
@@ -13,23 +13,25 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench.records import upgrade
+
 EXPERIMENT = "autodrop_nqm"
 
 
 def load_records(results: Path, experiment: str = EXPERIMENT) -> list[dict[str, Any]]:
     """Finished records of ``experiment`` in the results store, newest last."""
-    records = [json.loads(p.read_text()) for p in sorted((results / "runs").glob(f"{experiment}-*.json"))]
+    records = [upgrade(json.loads(p.read_text())) for p in sorted((results / "runs").glob(f"{experiment}-*.json"))]
     return sorted((r for r in records if r["status"] == "finished"), key=lambda r: r["finished_at"])
 
 
 def curves(record: dict[str, Any]) -> dict[str, Any]:
     """Iterations, loss, omega and LR per epoch of one NQM record, and its label."""
-    steps = record["config"]["dataset"]["steps_per_epoch"]
+    steps = record["config"]["workload"]["steps_per_epoch"]
     history = record["history"]
     schedule = [row.get("schedule", {}) for row in history]
     lr0 = record["config"]["optim"]["hparams"]["lr"]
-    measure_only = record["config"]["optim"]["schedule"].get("measure_only", False)
-    label = f"lr {lr0:g}" if measure_only or record["config"]["optim"]["schedule"]["name"] != "autodrop" \
+    measure_only = record["config"]["schedule"].get("measure_only", False)
+    label = f"lr {lr0:g}" if measure_only or record["config"]["schedule"]["name"] != "autodrop" \
         else f"AutoDrop from {lr0:g}"
     return {
         "label": label,

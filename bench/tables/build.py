@@ -49,27 +49,29 @@ def _cell(records: list[dict[str, Any]], metric: str, epoch: int | None) -> Cell
 
 
 def summary(records: list[dict[str, Any]]) -> Table:
-    """One row per cell (same config but the seed): final test top-1 over seeds."""
+    """One row per cell (same config but the seed): each workload's primary metric over seeds."""
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
         groups[cell_key(record)].append(record)
     rows = []
     for group in groups.values():
         first = group[0]
+        metric, mode = first["primary"]["metric"], first["primary"]["mode"]
         counted = [r for r in group if r["status"] in COUNTED]
-        cell = _cell(counted, "test_acc1", None)
-        best = Cell([r["best_test_acc1"] for r in counted if r.get("best_test_acc1") is not None])
+        cell = _cell(counted, metric, None)
+        best = Cell([r["best"]["value"] for r in counted if r["status"] == "finished" and r.get("best")])
         rows.append([
-            first["experiment"], first["dataset"], first["model"], first["optim"],
-            f"{len(first.get('history', []))}/{first['config']['trainer']['epochs']}",
-            "reduced" if first["protocol"]["reduced"] else "full",
-            (first.get("data") or {}).get("provenance", "?"), cell.text(), fmt(best.mean), str(cell.n),
-            str(cell.diverged), str(sum(r["status"] == "failed" for r in group)),
+            first["experiment"], first["workload"], first["dataset"], first["model"], first["optim"],
+            first["config"]["schedule"]["name"], f"{first['history'][-1]['epoch'] if first.get('history') else 0}/"
+            f"{first['config']['trainer']['epochs']}", "reduced" if first["protocol"]["reduced"] else "full",
+            (first.get("data") or {}).get("provenance", "?"), f"{metric} {'↑' if mode == 'max' else '↓'}",
+            cell.text(), fmt(best.mean), str(cell.n), str(cell.diverged), str(sum(r["status"] == "failed" for r in group)),
         ])
     rows.sort()
-    return Table("summary", "All runs: final test top-1 accuracy (%), mean ± std over seeds",
-                 ["experiment", "dataset", "model", "optim", "epochs", "protocol", "data", "test_acc1",
-                  "best_acc1 (mean)", "n", "diverged", "failed"], rows, [MARKS_LEGEND])
+    return Table("summary", "All runs: each workload's primary metric at the last evaluation, mean ± std over seeds",
+                 ["experiment", "workload", "dataset", "model", "optim", "schedule", "epochs", "protocol", "data",
+                  "metric", "final", "best (mean)", "n", "diverged", "failed"], rows,
+                 [MARKS_LEGEND, "↑ higher is better, ↓ lower is better; best: the best evaluation of each run."])
 
 
 def paper_table(spec_path: Path, published_dir: Path, records: list[dict[str, Any]]) -> Table:
