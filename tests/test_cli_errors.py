@@ -35,6 +35,11 @@ def _no_records(bench) -> None:
         (["optim.class_name=NotImplementedYet"], ["optimizer sgd is not available yet", "optim="]),
         (["dataset=cifar10", "dataset.download=false"], ["not prepared", "python -m bench.data prepare cifar10"]),
         (["dataset=cifar10", "dataset.source=/no/such/cifar10.tar.xz"], ["does not exist"]),
+        (["schedule=no_such_schedule"], ["unknown schedule 'no_such_schedule'", "step"]),
+        (["workload=no_such_workload"], ["unknown workload 'no_such_workload'", "classification"]),
+        (["+roles.actor.optim.name=adam"], ["has no parameter role 'actor'", "model"]),
+        (["optim=sps", "workload.name=nqm_without_loss"], ["unknown workload"]),
+        (["trainer.steps_per_epoch=0"], ["trainer.steps_per_epoch must be a positive integer"]),
     ],
 )
 def test_bad_input_is_one_clear_line(bench, overrides: list[str], fragments: list[str]) -> None:

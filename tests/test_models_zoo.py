@@ -25,11 +25,9 @@ def trainable(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-# The NQM "model" is a point in R^200, not an image classifier (tested in tests/test_autodrop_nqm.py).
-NOT_IMAGE_CLASSIFIERS = {"nqm"}
 
 
-@pytest.mark.parametrize("name", sorted(set(available_models()) - NOT_IMAGE_CLASSIFIERS))
+@pytest.mark.parametrize("name", available_models())
 def test_forward_backward(name: str) -> None:
     torch.manual_seed(0)
     channels, size = INPUT.get(name, (3, 16))
