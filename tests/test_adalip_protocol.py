@@ -112,7 +112,7 @@ def test_initial_weights_depend_on_run_index_not_optimizer(bench) -> None:
               "trainer.keep_checkpoint=true")
     for path in bench.work.glob("*/checkpoint.pt"):
         state = torch.load(path, weights_only=False)
-        weights[path.parent.name] = state["model"]["0.weight"]
+        weights[path.parent.name] = state["workload"]["model"]["0.weight"]
     (a,) = [w for k, w in weights.items() if "-adalip-seed3-" in k]
     (b,) = [w for k, w in weights.items() if "-rmsprop_keras-seed3-" in k]
     (c,) = [w for k, w in weights.items() if "-adalip-seed4-" in k]

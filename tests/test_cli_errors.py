@@ -38,7 +38,6 @@ def _no_records(bench) -> None:
         (["schedule=no_such_schedule"], ["unknown schedule 'no_such_schedule'", "step"]),
         (["workload=no_such_workload"], ["unknown workload 'no_such_workload'", "classification"]),
         (["+roles.actor.optim.name=adam"], ["has no parameter role 'actor'", "model"]),
-        (["optim=sps", "workload.name=nqm_without_loss"], ["unknown workload"]),
         (["trainer.steps_per_epoch=0"], ["trainer.steps_per_epoch must be a positive integer"]),
     ],
 )
