@@ -22,9 +22,10 @@ SGD/Adam and Prodigy refuse a different lr per group at construction (the packag
 ``RuntimeError`` at the first step); D-Adapt SGD refuses a different weight decay per group
 (``dadaptation`` 3.2 applies the first group's to every group, so ``no_weight_decay`` would silently
 still decay) and skips a step in which no parameter has a gradient, or only zero ones before any
-step (the package divides by zero); DoG/LDoG turn a non-finite gradient into a NaN step size and parameters (the package's
-``assert G > 0`` would crash the run instead of letting the trainer record it as diverged) and refuse
-``add_param_group`` after their first step (the package keeps each group's initial point from then).
+step (the package divides by zero); DoG/LDoG turn a non-finite gradient into a NaN step size and
+NaN parameters (the package's ``assert G > 0`` would crash the run instead of letting the trainer
+record it as diverged) and refuse ``add_param_group`` after their first step (the package keeps
+each group's initial point from then).
 
 ``dadaptation`` 3.2 (DAdaptSGD unchanged since 3.0), ``prodigyopt`` 1.0 (the release of the PS
 paper's time), ``dog-optimizer`` 1.0.3 and ``parameterfree`` 0.0.1 are pinned in

@@ -131,7 +131,8 @@ def test_svd_route_gives_the_packages_gain_bit_for_bit():
     generator = torch.Generator().manual_seed(0)
     kept = 0
     for shape in [(32, 16, 3, 3), (16, 1, 3, 3), (16, 32, 1, 1), (64, 32, 3, 3)] * 5:
-        signal = torch.randn(shape[0], 4, generator=generator) @ torch.randn(4, math.prod(shape[1:]), generator=generator)
+        signal = (torch.randn(shape[0], 4, generator=generator)
+                  @ torch.randn(4, math.prod(shape[1:]), generator=generator))
         weight = signal.reshape(shape) * 0.05 + torch.randn(shape, generator=generator) * 0.1
         package = rmsgd.metrics.Metrics([nn.Parameter(weight)])
         ours = metrics.compute([weight])[0]
