@@ -17,8 +17,7 @@ Documented refusals (each asserted here, so a silent acceptance fails the test):
   differ by lr 0) raise ``ValueError`` at construction; so does D-Adapt SGD for a different weight
   decay per group (``dadaptation`` 3.2 applies the first group's to all).
 * a torch LR scheduler on an optimizer without ``lr`` (SPS, PS-SPS: the step size is the method;
-  COCOB: no step size): torch refuses at the scheduler's construction (``KeyError: 'initial_lr'``
-  is never reached: the groups hold no ``lr``), asserted below.
+  COCOB: no step size): torch's scheduler refuses at its construction (``KeyError: 'lr'``).
 
 A config's ``schedule`` block (moving to its own config group) is ignored: the schedule is not the
 optimizer, and a torch ``StepLR`` built here stands for every schedule.
