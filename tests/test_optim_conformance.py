@@ -48,9 +48,10 @@ IGNORED_KEYS = ("defaults", "schedule")
 
 
 def load_config(name: str) -> dict[str, Any]:
-    """``conf/optim/<name>.yaml`` with its defaults list merged (parents first, then ``_self_``)."""
+    """``conf/optim/<name>.yaml`` with its defaults list merged (parents first, then ``_self_``);
+    entries naming other config groups (``- /schedule: step``) are not the optimizer and are skipped."""
     raw = OmegaConf.load(CONF / f"{name}.yaml")
-    defaults = list(raw.get("defaults", [])) or ["_self_"]
+    defaults = [entry for entry in raw.get("defaults", []) if isinstance(entry, str)] or ["_self_"]
     if "_self_" not in defaults:
         defaults.append("_self_")
     merged = OmegaConf.create()
