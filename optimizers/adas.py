@@ -55,7 +55,7 @@ class AdaS(LowRankSGD):
         linear: analyse 2-D weights too ("pypi" semantics).
         tall: "transpose" | "reference" for tall unfoldings; None takes the variant's.
         scale_invariant: scale-invariant EVBMF search (``lowrank_metrics``); False = reference.
-        svd: "gram" (fast) | "gram64" (exact) | "svd" (float32 LAPACK, the references' precision);
+        svd: "gram" (fast) | "gram64" (exact) | "svd" (the references' numerical route, bit-equal gains);
             see ``lowrank_metrics.singular_values``.
     """
 

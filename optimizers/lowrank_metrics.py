@@ -194,11 +194,13 @@ def singular_values(Y: Tensor, method: str = "gram", dtype: torch.dtype = torch.
     every singular value (<= 4e-8 on the ten largest; measured against float64 SVD), the float64
     eigensolver adds ~1e-15, whereas a float32 ``eigvalsh`` would err by up to 2e-6 on the largest
     ones (it is 2x faster, but above our 1e-6 budget, so not used). ``"gram64"``: the same with a
-    float64 product (about 2x slower, ~1e-12 relative). ``"svd"``: ``torch.linalg.svdvals`` in
-    float32, the references' ``torch.svd`` precision (~1e-6).
+    float64 product (about 2x slower, ~1e-12 relative). ``"svd"``: the references' own LAPACK call,
+    ``torch.svd`` of each float32 matrix, i.e. ``gesdd`` computing the singular vectors too: the
+    values-only driver (``svdvals``) takes another route through LAPACK that differs in the last
+    bits, which the EVBMF search can turn into a 1e-3 change of a learning rate (issue 11, item 15).
     """
     if method == "svd":
-        return torch.linalg.svdvals(Y.float()).to(dtype)
+        return torch.stack([torch.linalg.svd(y.float(), full_matrices=False).S for y in Y]).to(dtype)
     gram = gram_lower(Y.to(torch.float64 if method == "gram64" else torch.float32), torch.float64)
     return torch.linalg.eigvalsh(gram).clamp_min(0).sqrt().flip(-1).to(dtype)
 
@@ -208,6 +210,7 @@ class _Search:
     """One shape group's EVBMF between the singular values and the noise-variance search."""
 
     s: Tensor            # [B, H] singular values (rescaled when scale_invariant)
+    s2: Tensor           # [B, H] their squares (in float32 on the reference route)
     L: int
     M: int
     xubar: float
@@ -216,15 +219,20 @@ class _Search:
     skip: Tensor         # [B] bool: failed or all-zero, rank 0 whatever the search gives
     failed: Tensor       # [B] bool
     scale: Tensor | None
+    reference: bool = False   # svd="svd": the references' float32 arithmetic around the search
 
 
 def _evbmf_setup(Y: Tensor, search_dtype: torch.dtype, scale_invariant: bool, svd: str) -> _Search:
-    """Singular values and the reference's search bounds for a batch ``Y [B, L, M]``."""
+    """Singular values and the reference's search bounds for a batch ``Y [B, L, M]``.
+
+    ``svd="svd"`` follows the references' numerical route: float32 singular values, squared, summed
+    and bounded in float32 (their torch code), then handed to the float64 search."""
     B, L, M = Y.shape
     alpha = L / M
     tauubar = 2.5129 * math.sqrt(alpha)
     xubar = (1 + tauubar) * (1 + alpha / tauubar)
-    s = singular_values(Y, svd, search_dtype)              # [B, min(L, M)], descending
+    reference = svd == "svd"
+    s = singular_values(Y, svd, torch.float32 if reference else search_dtype)   # [B, min(L, M)], descending
     scale = None
     if scale_invariant:
         scale = s.square().mean(-1, keepdim=True).sqrt().clamp_min(torch.finfo(search_dtype).tiny)
@@ -232,17 +240,19 @@ def _evbmf_setup(Y: Tensor, search_dtype: torch.dtype, scale_invariant: bool, sv
     s2 = s.square()
     h_lb = int(min(math.ceil(L / (1 + alpha)) - 1, L))     # 1-based index h* of the reference
     if h_lb >= s.shape[-1]:                                  # reference: IndexError (tall inputs)
-        ones = torch.ones(B, dtype=s.dtype, device=s.device)
+        ones = torch.ones(B, dtype=search_dtype, device=s.device)
         skip = torch.ones(B, dtype=torch.bool, device=s.device)
-        return _Search(torch.zeros_like(s), L, M, xubar, ones, ones, skip, skip, scale)
+        zeros = torch.zeros_like(s, dtype=search_dtype)
+        return _Search(zeros, zeros, L, M, xubar, ones, ones, skip, skip, scale, reference)
     upper = s2.sum(-1) / (L * M)
     lower = torch.maximum(s2[:, h_lb] / (M * xubar), s2[:, h_lb:].mean(-1) / M)
+    s, s2, upper, lower = (t.to(search_dtype) for t in (s, s2, upper, lower))
     failed = lower > upper                                   # SciPy: "lower bound exceeds upper bound"
     degenerate = upper <= 0                                  # all-zero matrix
     lower = torch.where(failed | degenerate, upper, lower)
     safe_upper = torch.where(degenerate, torch.ones_like(upper), upper)
     safe_lower = torch.where(degenerate, torch.ones_like(lower), lower)
-    return _Search(s, L, M, xubar, safe_lower, safe_upper, failed | degenerate, failed, scale)
+    return _Search(s, s2, L, M, xubar, safe_lower, safe_upper, failed | degenerate, failed, scale, reference)
 
 
 def _noise_search(problems: list[_Search], xatol: float) -> list[Tensor]:
@@ -255,7 +265,7 @@ def _noise_search(problems: list[_Search], xatol: float) -> list[Tensor]:
     def column(values: list[float]) -> Tensor:
         return torch.tensor([v for v, n in zip(values, rows) for _ in range(n)], dtype=s.dtype, device=s.device)
 
-    s2 = torch.cat([torch.nn.functional.pad(p.s.square(), (0, width - p.s.shape[-1]), value=1.0)
+    s2 = torch.cat([torch.nn.functional.pad(p.s2, (0, width - p.s.shape[-1]), value=1.0)
                     for p in problems])
     valid = torch.cat([torch.arange(width, device=s.device).expand(n, width) < p.s.shape[-1]
                        for p, n in zip(problems, rows)])
@@ -271,6 +281,8 @@ def _noise_search(problems: list[_Search], xatol: float) -> list[Tensor]:
 
 def _evbmf_finish(problem: _Search, sigma2: Tensor) -> EVBMFResult:
     """Threshold and shrinkage (Nakajima et al. 2012, Eq. 15) given the noise variance."""
+    if problem.reference:
+        return _evbmf_finish_reference(problem, sigma2)
     s, L, M = problem.s, problem.L, problem.M
     s2 = s.square()
     sigma2 = torch.where(problem.skip, torch.zeros_like(sigma2), sigma2)
@@ -283,6 +295,29 @@ def _evbmf_finish(problem: _Search, sigma2: Tensor) -> EVBMFResult:
     if problem.scale is not None:
         values, sigma2 = values * problem.scale, sigma2 * problem.scale[:, 0].square()
     return EVBMFResult(values, keep.sum(-1), sigma2, problem.failed)
+
+
+def _evbmf_finish_reference(problem: _Search, sigma2: Tensor) -> EVBMFResult:
+    """``_evbmf_finish`` as the references compute it, one matrix at a time: float64 threshold, the
+    float32 singular values compared and shrunk by the same torch expression (scalar operands
+    rounded to float32 by torch), so that the shrunk values agree bit for bit."""
+    L, M = problem.L, problem.M
+    alpha = L / M
+    tauubar = 2.5129 * math.sqrt(alpha)
+    values = torch.zeros_like(problem.s, dtype=torch.float32)
+    ranks = torch.zeros(len(values), dtype=torch.long, device=values.device)
+    for i, (row, noise, skip) in enumerate(zip(problem.s.float(), sigma2.tolist(), problem.skip.tolist())):
+        if skip:
+            continue
+        threshold = math.sqrt(M * noise * (1 + tauubar) * (1 + alpha / tauubar))
+        pos = int(torch.sum(row > threshold))
+        s = row[:pos]
+        values[i, :pos] = (s / 2) * (1 - (L + M) * noise / s ** 2 +
+                                     torch.sqrt((1 - (L + M) * noise / s ** 2) ** 2 - 4 * L * M * noise ** 2 / s ** 4))
+        ranks[i] = pos
+    if problem.scale is not None:
+        values, sigma2 = values * problem.scale.float(), sigma2 * problem.scale[:, 0].square()
+    return EVBMFResult(values, ranks, torch.where(problem.skip, 0.0, sigma2), problem.failed)
 
 
 def evbmf(Y: Tensor, xatol: float = 1e-5, search_dtype: torch.dtype = torch.float64,
@@ -302,15 +337,26 @@ def evbmf(Y: Tensor, xatol: float = 1e-5, search_dtype: torch.dtype = torch.floa
 
 
 # -------------------------------------------------------------------------------------- metrics
-def spectral_metrics(values: Tensor, rank: Tensor, normaliser: int, p: int = 1) -> dict[str, Tensor]:
-    """Knowledge gain (p), stable rank (p=2 form), mapping condition (^p, as the code), rank gain."""
+def _numpy_row_sums(values: Tensor, rank: Tensor) -> Tensor:
+    """Each row's first ``rank`` entries summed by NumPy (its pairwise order, in the values' dtype),
+    as the references sum the knowledge gain."""
+    rows = values.cpu().numpy()
+    sums = [rows[i, :n].sum() for i, n in enumerate(rank.tolist())]
+    return torch.tensor(sums, dtype=values.dtype, device=values.device)
+
+
+def spectral_metrics(values: Tensor, rank: Tensor, normaliser: int, p: int = 1,
+                     numpy_sum: bool = False) -> dict[str, Tensor]:
+    """Knowledge gain (p), stable rank (p=2 form), mapping condition (^p, as the code), rank gain.
+    ``numpy_sum``: sum the gain as the references do (``svd="svd"``'s route), not with torch."""
     has = rank > 0
     top = values[:, 0].clamp_min(torch.finfo(values.dtype).tiny)
     last = values.gather(1, (rank - 1).clamp_min(0)[:, None])[:, 0].clamp_min(torch.finfo(values.dtype).tiny)
     ratio = values / top[:, None]
     zero = torch.zeros_like(top)
+    gain = _numpy_row_sums(ratio.pow(p), rank) if numpy_sum else ratio.pow(p).sum(-1)
     return {
-        "kg": torch.where(has, ratio.pow(p).sum(-1) / normaliser, zero),
+        "kg": torch.where(has, gain / normaliser, zero),
         "stable_rank": torch.where(has, ratio.square().sum(-1) / normaliser, zero),
         "condition": torch.where(has, (top / last).pow(p), zero),
         "kappa": torch.where(has, 1 - last / top, zero),
@@ -393,7 +439,8 @@ class LowRankMetrics:
                 by_norm[normaliser].append(row)
             for normaliser, rows in by_norm.items():
                 idx = torch.tensor(rows, device=out.values.device)
-                metrics = spectral_metrics(out.values[idx], out.rank[idx], normaliser, self.p)
+                metrics = spectral_metrics(out.values[idx], out.rank[idx], normaliser, self.p,
+                                           numpy_sum=self.svd == "svd")
                 metrics["failed"] = out.failed[idx]
                 host = {k: v.tolist() for k, v in metrics.items()}
                 for j, row in enumerate(rows):

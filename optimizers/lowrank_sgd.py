@@ -18,6 +18,12 @@ misaligns the references' per-index learning rates. Here each group may carry ``
 positions of its tensors in ``model.parameters()``; ``bench.optim_factory.parameter_groups`` adds it),
 from which the flat order is rebuilt; a single group is taken as the flat order itself.
 
+The group LR (``group["lr"]``, which schedules, AutoDrop and torch LR schedulers set) multiplies
+every per-layer rate of its group: the effective rate is ``eta_layer * group["lr"] / lr``, with
+``lr`` the constructor's (every group starts there), so an unscheduled run is unchanged (factor 1)
+and the logged per-layer ``lr`` is the effective one. ``add_param_group`` is refused: the layer order
+that assigns the per-layer rates is fixed at construction.
+
 Inner step: PyTorch momentum SGD with coupled L2 (``d = g + wd w; buf = m buf + (1 - damp) d;
 w -= eta_layer buf``; first buffer = d), which is ``SGDVec`` / the packages' ``step``, computed with
 ``torch._foreach_*`` over each group and one fused update per distinct learning rate; or the
@@ -32,6 +38,7 @@ from typing import Any
 import torch
 
 from optimizers.lowrank_metrics import LowRankMetrics
+from optimizers.torch_compat import KeepsAttributes
 
 FC = "fc"   # source tag: the AdaS-code classifier learning rate
 
@@ -67,7 +74,7 @@ def _is_close_zero(value: float) -> bool:
     return abs(value) <= 1e-8          # np.isclose(value, 0.) of the references
 
 
-class LowRankSGD(torch.optim.Optimizer):
+class LowRankSGD(KeepsAttributes, torch.optim.Optimizer):
     """Base class of AdaS and RMSGD (see module docstring); subclasses pass ``semantics``."""
 
     def __init__(self, params: Any, semantics: Semantics, lr: float, beta: float, zeta: float = 1.0,
@@ -105,6 +112,20 @@ class LowRankSGD(torch.optim.Optimizer):
             "slot_lr": [lr] * n_slots, "layers": [], "fc_gain": None,
         }
         self._apply_lrs()
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Refused after construction: the per-layer LRs follow the layer order of the initial groups."""
+        if hasattr(self, "sched"):
+            raise ValueError(f"{type(self).__name__} cannot add a parameter group after construction: its per-layer "
+                             "learning rates follow the model's layer order; build it with all parameters")
+        super().add_param_group(param_group)
+
+    def _lr_scale(self, group: dict[str, Any]) -> float:
+        """The group LR as a multiplier of the per-layer rates (1 while it is the constructor's ``lr``)."""
+        return group["lr"] / self.sched["lr0"]
+
+    def _group_of(self, param: torch.Tensor) -> dict[str, Any]:
+        return next(g for g in self.param_groups if any(p is param for p in g["params"]))
 
     # ------------------------------------------------------------------------ structure
     def _flat_order(self) -> list[torch.Tensor]:
@@ -207,8 +228,8 @@ class LowRankSGD(torch.optim.Optimizer):
         self._apply_lrs()
 
     def layer_lrs(self) -> list[float]:
-        """Current learning rate of every parameter, in ``model.parameters()`` order."""
-        return [self.param_lr[w] for w in self.ordered]
+        """Current (effective) learning rate of every parameter, in ``model.parameters()`` order."""
+        return [self.param_lr[w] * self._lr_scale(self._group_of(w)) for w in self.ordered]
 
     def epoch_log(self) -> dict[str, Any]:
         """Per analysed layer: position, shape, LR (for the next epoch) and every metric (7 digits;
@@ -216,13 +237,16 @@ class LowRankSGD(torch.optim.Optimizer):
         s = self.sched
         layers = []
         for slot, index in enumerate(self.analysed):
-            entry = {"index": index, "shape": list(self.ordered[index].shape), "lr": _short(s["slot_lr"][slot])}
+            scale = self._lr_scale(self._group_of(self.ordered[index]))
+            entry = {"index": index, "shape": list(self.ordered[index].shape), "lr": _short(s["slot_lr"][slot] * scale)}
             metrics = s["layers"][slot] if s["layers"] else {}
             entry.update({k: _short(v) for k, v in metrics.items() if not (k.endswith("failed") and not v)})
             layers.append(entry)
         log = {"layers": layers, "zeta": s["zeta"], "Q": _short(LowRankMetrics.quality(s["layers"]))}
         if FC in self.sources:
-            log["fc_lr"], log["fc_gain"] = _short(s["slot_lr"][-1]), _short(s["fc_gain"])
+            fc_param = self.ordered[self.sources.index(FC)]
+            log["fc_lr"] = _short(s["slot_lr"][-1] * self._lr_scale(self._group_of(fc_param)))
+            log["fc_gain"] = _short(s["fc_gain"])
         return log
 
     # ------------------------------------------------------------------------ resume
@@ -263,10 +287,13 @@ class LowRankSGD(torch.optim.Optimizer):
     def _buffers(self, params: list[torch.Tensor]) -> list[torch.Tensor | None]:
         return [self.state[p].get("momentum_buffer") for p in params]
 
-    def _by_lr(self, params: list[torch.Tensor], tensors: list[torch.Tensor]) -> dict[float, tuple[list, list]]:
+    def _by_lr(self, group: dict[str, Any], params: list[torch.Tensor],
+               tensors: list[torch.Tensor]) -> dict[float, tuple[list, list]]:
+        """Parameters (and their tensors) bucketed by effective LR: layer rate x the group's scale."""
+        scale = self._lr_scale(group)
         buckets: dict[float, tuple[list, list]] = defaultdict(lambda: ([], []))
         for p, t in zip(params, tensors):
-            bucket = buckets[self.param_lr[p]]
+            bucket = buckets[self.param_lr[p] * scale]
             bucket[0].append(p)
             bucket[1].append(t)
         return buckets
@@ -286,14 +313,14 @@ class LowRankSGD(torch.optim.Optimizer):
                 torch._foreach_mul_(bufs, momentum)
                 torch._foreach_add_(bufs, grads, alpha=1 - dampening)
             directions = torch._foreach_add(grads, bufs, alpha=momentum) if group["nesterov"] else bufs
-        for lr, (ps, ds) in self._by_lr(params, directions).items():
+        for lr, (ps, ds) in self._by_lr(group, params, directions).items():
             torch._foreach_add_(ps, ds, alpha=-lr)
 
     def _sutskever(self, group: dict[str, Any], params: list, grads: list) -> None:
         momentum = group["momentum"]
         bufs = [self.state[p].setdefault("momentum_buffer", torch.zeros_like(p)) for p in params]
         torch._foreach_mul_(bufs, momentum)                       # v <- m v
-        for lr, (ps, gs) in self._by_lr(params, grads).items():    # v <- v - eta_layer g
+        for lr, (ps, gs) in self._by_lr(group, params, grads).items():    # v <- v - eta_layer g
             torch._foreach_add_([self.state[p]["momentum_buffer"] for p in ps], gs, alpha=-lr)
         torch._foreach_add_(params, bufs)                         # w <- w + v
 

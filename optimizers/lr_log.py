@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from optimizers.torch_compat import KeepsAttributes
+
 
 def as_float(value: float | torch.Tensor | None) -> float | None:
     """A plain float (None stays None)."""
@@ -23,8 +25,9 @@ def as_float(value: float | torch.Tensor | None) -> float | None:
     return float(value.item() if isinstance(value, torch.Tensor) else value)
 
 
-class EstimatedLRLog:
-    """Mixin: ``epoch_log`` and an optional per-step trace built on ``estimated_lr()``."""
+class EstimatedLRLog(KeepsAttributes):
+    """Mixin: ``epoch_log`` and an optional per-step trace built on ``estimated_lr()`` (deepcopy and
+    pickle keep its attributes, see ``optimizers.torch_compat``)."""
 
     log_lr_every: int = 0
 

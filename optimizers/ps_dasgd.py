@@ -57,6 +57,7 @@ import torch
 
 from optimizers.lr_log import EstimatedLRLog
 from optimizers.param_scaling import ScalingRule, build_rule
+from optimizers.torch_compat import check_one_lr
 
 VARIANTS = ("notes_r1",)
 
@@ -103,6 +104,7 @@ class PSDASGD(EstimatedLRLog, torch.optim.Optimizer):
         defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, d0=d0, growth_rate=growth_rate,
                         k=0, d=d0, g0_norm=0.0, numerator=0.0, scale=1.0, lam=0.0, inv_factor=1.0)
         super().__init__(params, defaults)
+        check_one_lr(self.param_groups, "PS-DA-SGD (like D-Adapt SGD)")
         self._init_lr_log(log_lr_every)
         self._spare: dict[torch.Tensor, torch.Tensor] = {}
 

@@ -53,7 +53,7 @@ class RMSGD(LowRankSGD):
         linear: analyse 2-D weights (the LSTM appendix task; False in the image experiments).
         p: stable-rank exponent (1 as the code; 2 is Eq. 2's right-hand form).
         tall, scale_invariant: EVBMF edge-case switches (``lowrank_metrics``).
-        svd: "gram" (fast) | "gram64" (exact) | "svd" (float32 LAPACK, the references' precision);
+        svd: "gram" (fast) | "gram64" (exact) | "svd" (the references' numerical route, bit-equal gains);
             see ``lowrank_metrics.singular_values``.
     """
 

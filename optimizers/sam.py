@@ -23,11 +23,12 @@ from typing import Any
 import torch
 
 from optimizers.protocol import CLOSURE
+from optimizers.torch_compat import KeepsAttributes
 
 BASES: dict[str, type[torch.optim.Optimizer]] = {"SGD": torch.optim.SGD}
 
 
-class SAM(torch.optim.Optimizer):
+class SAM(KeepsAttributes, torch.optim.Optimizer):
     """SAM around ``base`` (a name in ``BASES``), which receives ``base_hparams`` (lr, momentum, ...).
 
     Args:
@@ -49,6 +50,15 @@ class SAM(torch.optim.Optimizer):
         super().__init__(params, dict(rho=rho, adaptive=adaptive))
         self.base_optimizer = BASES[base](self.param_groups, **base_hparams)
         self.param_groups = self.base_optimizer.param_groups  # one set of groups: schedules act on both
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """A new group gets SAM's defaults (rho, adaptive) and the base optimizer's (lr, momentum, ...)."""
+        if not hasattr(self, "base_optimizer"):   # called by torch.optim.Optimizer.__init__
+            super().add_param_group(param_group)
+            return
+        for key, value in self.defaults.items():
+            param_group.setdefault(key, value)
+        self.base_optimizer.add_param_group(param_group)   # appends to the shared list of groups
 
     @torch.no_grad()
     def _ascend(self) -> None:

@@ -30,12 +30,13 @@ from typing import Any
 import torch
 
 from optimizers.protocol import CLOSURE, LOSS
+from optimizers.torch_compat import KeepsAttributes
 
 MAX_BACKTRACKS = 100
 FALLBACK_STEP = 1e-6
 
 
-class SLS(torch.optim.Optimizer):
+class SLS(KeepsAttributes, torch.optim.Optimizer):
     """SGD whose step size is found by a stochastic Armijo line search.
 
     Args:
@@ -108,6 +109,15 @@ class SLS(torch.optim.Optimizer):
     def epoch_log(self) -> dict[str, Any]:
         """The current step size of each group and the forward passes so far."""
         return {"step_size": [g["lr"] for g in self.param_groups], "n_forwards": self.n_forwards}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Torch's state dict plus the forward-pass count, so that a resumed run logs the true count."""
+        return {**super().state_dict(), "n_forwards": self.n_forwards}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state_dict = dict(state_dict)
+        self.n_forwards = int(state_dict.pop("n_forwards", 0))
+        super().load_state_dict(state_dict)
 
 
 def _move(params: list[torch.Tensor], start: list[torch.Tensor], grads: list[torch.Tensor], step: float) -> None:

@@ -64,6 +64,8 @@ class SPS(EstimatedLRLog, torch.optim.Optimizer):
                              "optim.hparams.n_batches_per_epoch=<train batches per epoch>")
         if weight_decay < 0.0:
             raise ValueError(f"weight_decay must be non-negative, got {weight_decay}")
+        if init_step_size <= 0.0 or eps < 0.0:
+            raise ValueError(f"need init_step_size > 0 and eps >= 0, got {init_step_size} and {eps}")
         defaults = dict(c=c, f_star=f_star, eta_max=eta_max, smooth_iter=smooth_iter, gamma=gamma,
                         n_batches_per_epoch=n_batches_per_epoch, eps=eps, weight_decay=weight_decay,
                         step_size=init_step_size, k=0)

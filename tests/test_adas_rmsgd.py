@@ -222,6 +222,32 @@ def test_step_is_momentum_sgd_while_the_lrs_are_equal(cls, kwargs):
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("cls", [AdaS, RMSGD])
+def test_group_lr_multiplies_the_per_layer_rates(cls):
+    """A schedule halving group["lr"] halves every layer's step (issue 11 item 1: it was ignored) and
+    the logged per-layer rates are the effective ones; the unscheduled run stays momentum SGD at lr."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(64, 2))
+    twin = copy.deepcopy(model)
+    ours = cls(parameter_groups(model, ["bn"]), lr=LR, momentum=0.9, weight_decay=5e-4)
+    reference = torch.optim.SGD(parameter_groups(twin, ["bn"]), lr=LR / 2, momentum=0.9, weight_decay=5e-4)
+    for group in ours.param_groups:
+        group["lr"] = LR / 2              # what StepLR / AutoDrop do
+    x, y = torch.randn(8, 3, 6, 6), torch.randint(0, 2, (8,))
+    for _ in range(3):
+        for m, opt in ((model, ours), (twin, reference)):
+            opt.zero_grad()
+            nn.functional.cross_entropy(m(x), y).backward()
+            opt.step()
+    for a, b in zip(model.parameters(), twin.parameters()):
+        assert torch.equal(a, b)
+    assert ours.layer_lrs() == [LR / 2] * len(ours.layer_lrs())
+    mock_gains(ours, gains_by_layer)
+    ours.end_epoch(1)
+    assert [entry["lr"] for entry in ours.epoch_log()["layers"]] == [
+        float(f"{lr / 2:.7g}") for lr in ours.sched["slot_lr"][:len(ours.analysed)]]
+
+
 def test_sutskever_form_equals_sgd_at_constant_lr():
     model, twin = sgd_pair(AdaS, variant="paper_text")
     for a, b in zip(model.parameters(), twin.parameters()):

@@ -9,10 +9,14 @@ differ by a few float32 ulps, up to ~3e-6 of their own norm, because the LRs agr
 round to different float32 step sizes), and on the
 reference run's weights the two metric implementations keep identical ranks each epoch.
 
-Ours runs with ``svd="svd"`` (float32 LAPACK singular values, the packages' precision): EVBMF's
-noise-variance search stops at an absolute tolerance, so singular values that differ by ~1e-6 (the
-float32 SVD's own error) can end the search at another point inside that tolerance and move a
-layer's gain by ~1e-4 -- with the default ``svd="gram"`` the learning rates here agree to ~1e-3.
+Ours runs with ``svd="svd"``, the packages' numerical route (``torch.svd`` of each float32 unfolding,
+float32 bounds and shrinkage, NumPy's sum of the gain): EVBMF's noise-variance search stops at an
+absolute tolerance, so singular values that differ in the last float32 bits (e.g. LAPACK's
+values-only driver, which the route used before and which differs per CPU) can end the search at
+another point inside that tolerance and move a layer's gain by ~1e-4 -- with the default
+``svd="gram"`` the learning rates here agree to ~1e-3. On that route the per-mode gains equal the
+packages' bit for bit (``test_svd_route_gives_the_packages_gain_bit_for_bit``) on any CPU, since
+both sides make the same LAPACK call on the same numbers.
 
 Both packages import and run unpatched on NumPy 2 / SciPy 1.17 / torch 2.14 (only deprecation
 warnings). Note: under NumPy 2 the packages' SciPy search runs in float32 (NEP 50), ours in float64;
@@ -23,6 +27,7 @@ singular value across the EVBMF threshold and split the trajectories (seen with 
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 
 import numpy as np
@@ -117,3 +122,23 @@ def test_same_learning_rates_and_weights_as_the_package(name, batches):
     # the test must exercise the rule: some layer learned a non-zero gain and moved its LR
     assert any(r > 0 for pair in ranks for r in pair)
     assert any(np.abs(lrs - 0.05).max() > 1e-3 for lrs in ref_lrs[1:])
+
+
+def test_svd_route_gives_the_packages_gain_bit_for_bit():
+    """Per-mode knowledge gain of ``svd="svd"`` == ``rmsgd``'s ``compute_low_rank`` (same as ``adas``'s),
+    exactly, on conv weights with a low-rank signal (so that EVBMF keeps a rank > 0)."""
+    metrics = LowRankMetrics(svd="svd")
+    generator = torch.Generator().manual_seed(0)
+    kept = 0
+    for shape in [(32, 16, 3, 3), (16, 1, 3, 3), (16, 32, 1, 1), (64, 32, 3, 3)] * 5:
+        signal = (torch.randn(shape[0], 4, generator=generator)
+                  @ torch.randn(4, math.prod(shape[1:]), generator=generator))
+        weight = signal.reshape(shape) * 0.05 + torch.randn(shape, generator=generator) * 0.1
+        package = rmsgd.metrics.Metrics([nn.Parameter(weight)])
+        ours = metrics.compute([weight])[0]
+        for prefix, unfolding in (("in_", weight.transpose(0, 1).reshape(shape[1], -1)),
+                                  ("out_", weight.reshape(shape[0], -1))):
+            rank, gain, _ = package.compute_low_rank(unfolding, unfolding.shape[0])
+            assert ours[prefix + "kg"] == float(gain), (shape, prefix)
+            kept += rank > 0
+    assert kept >= 20   # the gains compared are not all the trivial 0 of rank 0

@@ -281,3 +281,15 @@ def test_official_cifar_release_is_read_by_torchvision(tmp_path, monkeypatch):
         assert np.array_equal(data.splits["train"].images, images[:15])
         assert np.array_equal(data.splits["test"].images, images[15:])
         assert data.splits["train"].labels.tolist() == [0] * 3 + [1] * 3 + [2] * 3 + [3] * 3 + [4] * 3
+
+
+def test_cli_prepare_and_verify_default_to_bench_data_root(tmp_path, capsys, monkeypatch):
+    """Without --root, ``python -m bench.data`` uses $BENCH_DATA_ROOT, the folder training reads."""
+    source, _ = _stl10(tmp_path / "stl", {"train": 2, "test": 2, "unlabeled": 1})
+    root = tmp_path / "elsewhere"
+    monkeypatch.setenv("BENCH_DATA_ROOT", str(root))
+    monkeypatch.chdir(tmp_path)
+    assert main(["prepare", "stl10", "--from", str(source), "--allow-incomplete"]) == 0
+    (tag,) = [p.name for p in root.iterdir()]
+    assert main(["verify", tag]) == 0
+    assert not (tmp_path / "data").exists()

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from bench.data.loader import TensorLoader
+from bench.errors import BenchError
 from bench.optim_factory import build_optimizer
 from bench.workloads import LoopHooks, TrainState
 from tests.helpers import make_trainer
@@ -208,3 +209,14 @@ def test_non_finite_estimated_lr_ends_the_run_as_diverged() -> None:
     state = TrainState()
     assert trainer.fit(state, LoopHooks()) == "diverged"
     assert "estimated learning rate inf" in state.history[-1]["diverged"]
+
+
+def test_dadapt_sgd_refuses_a_weight_decay_per_group() -> None:
+    """dadaptation 3.2 decays every group with the first group's weight decay, so BN/bias exempted by
+    ``optim.no_weight_decay`` would still decay: refused at construction (issue 11 item 5)."""
+    model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    cfg = {"name": "dadapt_sgd", "class_name": "DAdaptSGD", "hparams": {"weight_decay": 1e-3},
+           "no_weight_decay": ["bn", "bias"]}
+    with pytest.raises(BenchError, match="first group's weight decay"):
+        build_optimizer(model, cfg)
+    build_optimizer(model, {**cfg, "no_weight_decay": []})   # one weight decay: accepted

@@ -126,6 +126,59 @@ def test_adalip_tables_render_ours_beside_the_paper() -> None:
     assert rows[("AdaLip", "Max")] == ["0.98", "1", "-0.020"]
     assert rows[("AdaLip", "Median")][0] == f"{(0.98 + 0.85) / 2:.4g}"
     assert rows[("SGD", "Max")][0] == "-"
+    # a diverged run keeps its place in the LR grid (its peak before diverging): Mean over 3 LRs
+    diverged = run("adalip", 0.5, 0, [30.0])
+    diverged["status"] = "diverged"
+    table2 = next(t for t in render(records + [diverged]) if t.name == "adalip_table2")
+    rows = {(r[0], r[1]): r[2:] for r in table2.rows}
+    assert rows[("AdaLip", "Mean")][0] == f"{(0.98 + 0.85 + 0.30) / 3:.4g}"
+
+
+def _store(tmp_path: Path) -> Path:
+    store = ResultsStore(tmp_path / "store")
+    store.check_writable()
+    store.write(_record(0, [40.0, 50.0]))
+    return tmp_path / "store"
+
+
+def test_tables_cli_on_a_relocated_store_uses_the_checkouts_specs_and_published(tmp_path: Path) -> None:
+    from bench.tables.__main__ import main
+
+    store = _store(tmp_path)
+    assert main(["--results", str(store), "--quiet"]) == 0
+    assert (store / "tables" / "adas_table1.md").is_file() and (store / "tables" / "adalip_table2.md").is_file()
+    assert main(["--results", str(store), "--specs", str(ROOT / "results" / "specs"), "--quiet"]) == 0
+
+
+def test_tables_cli_defaults_to_bench_results_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.tables.__main__ import main
+
+    store = _store(tmp_path)
+    monkeypatch.setenv("BENCH_RESULTS_DIR", str(store))
+    monkeypatch.chdir(tmp_path)
+    assert main(["--quiet"]) == 0
+    assert (store / "tables" / "summary.md").is_file()
+
+
+def test_a_store_with_its_own_published_values_feeds_every_table(tmp_path: Path) -> None:
+    """The AdaLip tables read the same published/ as the spec tables: the store's when it has one."""
+    from bench.tables.__main__ import main
+
+    store = _store(tmp_path)
+    (store / "published").mkdir()
+    for source in (ROOT / "results" / "published").glob("*.csv"):
+        with open(source, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        if source.stem == "adalip_table2":
+            key = "row"
+            rows = [{k: (v if k == key else "0.123") for k, v in row.items()} for row in rows]
+        with open(store / "published" / source.name, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    assert main(["--results", str(store), "--quiet"]) == 0
+    with open(store / "tables" / "adalip_table2.csv", newline="") as handle:
+        assert {row["paper"] for row in csv.DictReader(handle)} == {"0.123"}
 
 
 @pytest.mark.parametrize(("overrides", "label"), [

@@ -1,8 +1,10 @@
 """``python -m bench.data prepare <name> [--from PATH] [--root DIR] [--allow-incomplete]``: prepare a
-dataset; ``python -m bench.data verify <tag> [--root DIR]``: re-check a prepared copy's checksums."""
+dataset; ``python -m bench.data verify <tag> [--root DIR]``: re-check a prepared copy's checksums.
+The root defaults to ``$BENCH_DATA_ROOT`` (else ``data``), the folder ``python -m bench`` reads."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -10,6 +12,8 @@ from bench.data import cache
 from bench.data.catalog import DATASETS
 from bench.data.prepare import prepare_download, prepare_from
 from bench.errors import BenchError, report
+
+DATA_ROOT_ENV = "BENCH_DATA_ROOT"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,7 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     verify = commands.add_parser("verify", help="re-check the SHA-256 of a prepared copy's files")
     verify.add_argument("tag", help="prepared folder name, e.g. cifar10-shared")
     for command in (prepare, verify):
-        command.add_argument("--root", type=Path, default=Path("data"), help="prepared-data root (default: data)")
+        command.add_argument("--root", type=Path, default=Path(os.environ.get(DATA_ROOT_ENV) or "data"),
+                             help=f"prepared-data root (default: ${DATA_ROOT_ENV}, else data)")
     return parser
 
 

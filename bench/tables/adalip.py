@@ -139,10 +139,11 @@ def table5_test_accuracy(records: Iterable[Record]) -> dict[str, dict[str, float
     return dict(table)
 
 
-def published(number: int) -> dict[str, dict[str, float]]:
-    """The paper's Table ``number`` (2-5) from results/published/adalip_table<number>.csv, keyed as
-    the functions above return them: Tables 2-4 {optimizer: {row: value}}, Table 5 {optimizer: {dataset: value}}."""
-    with open(PUBLISHED / f"adalip_table{number}.csv", newline="") as handle:
+def published(number: int, folder: Path = PUBLISHED) -> dict[str, dict[str, float]]:
+    """The paper's Table ``number`` (2-5) from ``<folder>/adalip_table<number>.csv`` (default: the
+    checkout's results/published), keyed as the functions above return them: Tables 2-4
+    {optimizer: {row: value}}, Table 5 {optimizer: {dataset: value}}."""
+    with open(folder / f"adalip_table{number}.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     key = "row" if number in (2, 3, 4) else "optimizer"
     if number == 5:
@@ -157,27 +158,29 @@ def _pair(ours: float | None, paper: float | None) -> list[str]:
     return [show(ours), show(paper), delta]
 
 
-def render(records: Iterable[Record]) -> list[Any]:
-    """Tables 2-5 as ``bench.tables.build.Table``s, ours beside the paper's values.
+def render(records: Iterable[Record], published_dir: Path = PUBLISHED) -> list[Any]:
+    """Tables 2-5 as ``bench.tables.build.Table``s, ours beside the paper's values (read from
+    ``published_dir``, the same folder as the spec-driven tables).
 
-    Only finished runs of the AdaLip presets (experiments ``adalip_*``) count; a table whose runs
-    include a reduced protocol or a lossy data copy says so in its notes.
+    Finished and diverged runs of the AdaLip presets (experiments ``adalip_*``) count -- a diverged
+    run scores the peak accuracy it reached, and the paper's Mean/Std are over the whole LR grid;
+    failed runs do not. A table whose runs include a reduced protocol or a lossy data copy says so.
     """
-    from bench.tables.build import Table
+    from bench.tables.build import COUNTED, Table
     from bench.tables.records import MARKS_LEGEND, marks
 
-    records = [r for r in records if r["status"] == "finished" and str(r["experiment"]).startswith("adalip_")]
+    records = [r for r in records if r["status"] in COUNTED and str(r["experiment"]).startswith("adalip_")]
     tables = []
     for dataset, number in TABLE_OF.items():
         subset = [r for r in records if r["dataset"] == dataset]
-        ours, paper = training_table(subset, dataset), published(number)
+        ours, paper = training_table(subset, dataset), published(number, published_dir)
         rows = [[label, row, *_pair(ours.get(label, {}).get(row), paper.get(label, {}).get(row))]
                 for label in paper for row in ROWS]
         tables.append(Table(f"adalip_table{number}", f"AdaLip Table {number}: {DATASETS[dataset]} training "
                             f"accuracy over the LR grid{marks(subset)}", ["optimizer", "row", "ours", "paper", "Δ"],
-                            rows, [f"Runs: {len(subset)} finished records of adalip_{dataset}. Protocol and open "
-                                   "choices: bench/tables/adalip.py.", MARKS_LEGEND]))
-    ours5, paper5 = table5_test_accuracy(records), published(5)
+                            rows, [f"Runs: {len(subset)} finished or diverged records of adalip_{dataset}. "
+                                   "Protocol and open choices: bench/tables/adalip.py.", MARKS_LEGEND]))
+    ours5, paper5 = table5_test_accuracy(records), published(5, published_dir)
     rows = [[label, ds, *_pair(ours5.get(label, {}).get(ds), value)]
             for label, by_ds in paper5.items() for ds, value in by_ds.items()]
     tables.append(Table("adalip_table5", f"AdaLip Table 5: best test accuracy over the LR grid{marks(records)}",
