@@ -49,13 +49,15 @@ def run_id(config: dict[str, Any], digest: str) -> str:
 
 
 def protocol_deviations(config: dict[str, Any]) -> dict[str, list[Any]]:
-    """Keys whose value differs from the protocol's reference values: ``{key: [reference, actual]}``."""
+    """Keys whose value differs from the protocol's reference values, and optimizer hyper-parameters
+    that differ from the optimizer's paper values (``bench.plan``): ``{key: [reference, actual]}``."""
     reference = config.get("protocol", {}).get("reference") or {}
-    return {
+    deviations = {
         key: [expected, get_dotted(config, key)]
         for key, expected in reference.items()
         if get_dotted(config, key) != expected
     }
+    return {**deviations, **(config.get("planned") or {}).get("hparam_deviations", {})}
 
 
 def protocol_summary(config: dict[str, Any]) -> dict[str, Any]:

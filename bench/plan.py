@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
+from functools import cache
 from typing import Any
 
+import yaml
+
+from bench import CONF_DIR
 from bench.errors import BenchError
 from bench.schedules import resolve_schedule
 
@@ -60,6 +64,30 @@ def _schedule(schedule: dict[str, Any], baseline: tuple[dict[str, Any], Any], op
     return resolved
 
 
+@cache
+def optim_file(name: str) -> dict[str, Any]:
+    """``conf/optim/<name>.yaml`` as written (its same-folder ``defaults`` parents merged in)."""
+    path = CONF_DIR / "optim" / f"{name}.yaml"
+    if not path.is_file():
+        return {}
+    own = yaml.safe_load(path.read_text()) or {}
+    merged: dict[str, Any] = {}
+    for parent in own.pop("defaults", []):
+        if isinstance(parent, str) and parent != "_self_":
+            base = optim_file(parent)
+            merged = {**merged, **base, "hparams": {**merged.get("hparams", {}), **base.get("hparams", {})}}
+    return {**merged, **own, "hparams": {**merged.get("hparams", {}), **own.get("hparams", {})}}
+
+
+def hparam_deviations(optim: dict[str, Any], model: str | None, free: Iterable[str], prefix: str) -> dict[str, list]:
+    """Hyper-parameters that differ from the optimizer's paper values (its file and ``per_model``), except
+    the ``free`` keys a preset's protocol sweeps: ``{key: [paper, actual]}``."""
+    written = optim_file(optim["name"])
+    paper = {**written.get("hparams", {}), **(written.get("per_model") or {}).get(model, {})}
+    return {f"{prefix}.hparams.{key}": [paper.get(key), value] for key, value in optim["hparams"].items()
+            if f"{prefix}.hparams.{key}" not in free and f"optim.hparams.{key}" not in free and paper.get(key) != value}
+
+
 def plan_roles(cfg: dict[str, Any], roles: Iterable[str], explicit: set[str]) -> None:
     """Fill ``cfg["roles"]`` with one resolved ``{optim, schedule}`` per workload role."""
     roles = list(roles)
@@ -82,6 +110,10 @@ def plan_roles(cfg: dict[str, Any], roles: Iterable[str], explicit: set[str]) ->
                     if "schedule" in given else cfg["schedule"])
         optim.pop("sets_own_lr", None)  # used above; the resolved schedule is what the run hash needs
         planned[role] = {"optim": optim, "schedule": schedule}
+        free = set((cfg.get("protocol") or {}).get("free") or [])
+        prefix = "optim" if "optim" not in given else f"roles.{role}.optim"
+        if changed := hparam_deviations(optim, model, free, prefix):
+            notes.setdefault("hparam_deviations", {}).update(changed)
     cfg["optim"].pop("sets_own_lr", None)
     cfg["roles"] = planned
 

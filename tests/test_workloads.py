@@ -149,3 +149,26 @@ def test_every_preset_runs_with_debug_smoke(bench, preset: str) -> None:
         assert record["history"][-1]["step"] <= 4
         if record["data"]["provenance"].endswith("-stand-in"):  # no copy at hand: random images, said so
             assert record["data"]["source"] == {"kind": "generated"} and "measures nothing" in record["data"]["description"]
+
+
+# ------------------------------------------------------------------ what counts as the paper's setting
+@pytest.mark.parametrize(("overrides", "deviates"), [
+    ([], None),
+    (["optim=adas"], None),
+    (["optim=adas", "optim.hparams.beta=0.975"], None),                       # the paper's sweep
+    (["optim=adas", "optim.hparams.lr=0.1"], "optim.hparams.lr"),
+    (["optim=adas", "model=vgg16_bn"], "model.name"),                          # per_model lr is no deviation
+    (["dataset/augment=none"], "dataset.augment"),
+    (["dataset/norm=unit"], "dataset.norm"),
+    (["trainer.amp=true"], "trainer.amp"),
+    (["+optim@roles.model.optim=adam", "roles.model.optim.hparams.eps=0.1"], "roles.model.optim.hparams.eps"),
+])
+def test_optimizer_values_augmentation_and_precision_count_as_protocol(overrides: list[str], deviates: str | None) -> None:
+    from bench.identity import protocol_summary
+
+    summary = protocol_summary(planned("+experiment=cifar10_resnet34", *overrides))
+    assert summary["reduced"] is (deviates is not None)
+    if deviates:
+        assert deviates in summary["deviations"]
+    adalip = protocol_summary(planned("+experiment=adalip_mnist", "optim.hparams.lr=0.5"))
+    assert adalip["reduced"] is False  # AdaLip's tables aggregate over its LR grid
