@@ -70,6 +70,25 @@ class Classification(BatchWorkload):
         options = {k: v for k, v in cfg["model"].items() if k != "name"}
         self.model = create_model(cfg["model"]["name"], num_classes=ds["num_classes"], in_channels=ds["channels"],
                                   **options).to(device)
+        self._check_model_fits()
+
+    def _check_model_fits(self) -> None:
+        """Two test images through the model (eval mode, no state changes): a model that cannot take
+        the dataset's images, or gives another number of classes, fails here with one line."""
+        inputs, _ = next(iter(self.test_loader.epoch(0)))
+        model, ds = self.cfg["model"]["name"], self.cfg["dataset"]
+        shape = "x".join(map(str, inputs.shape[1:]))
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                classes = self.model(inputs[:2]).shape[-1]
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[0]
+            raise BenchError(f"model {model} does not fit dataset {ds['name']} ({shape} images): {first}; "
+                             f"pick a model=<name> made for {ds['name']}") from exc
+        if classes != ds["num_classes"]:
+            raise BenchError(f"model {model} gives {classes} outputs for the {ds['num_classes']} classes of "
+                             f"{ds['name']}; pick a model=<name> made for {ds['name']}")
 
     def data_record(self) -> dict[str, Any]:
         return data_record(self.data.meta, self.used, self.cfg["dataset"])
