@@ -47,7 +47,7 @@ class Rule:
     def expected(self) -> str:
         """What a valid value is, in words."""
         if self.choices is not None:
-            return f"one of {', '.join(map(str, self._choices()))}"
+            return f"one of {', '.join(map(str, self._choices()))}" + (" or null" if self.optional else "")
         words = {"int": "an integer", "number": "a number", "bool": "true or false", "str": "a string",
                  "folder": "a folder path", "path": "an existing file or folder",
                  "device": "auto, cpu or cuda[:n] (with CUDA present)", "list": "a list"}[self.kind]
@@ -62,7 +62,7 @@ class Rule:
                       else "", f"<= {self.high:g}" if self.high is not None else ""]
             words += " " + " and ".join(b for b in bounds if b) if any(bounds) else ""
         if self.item is not None:
-            words += f" of {self.item.expected()}s"
+            words += f", each item {self.item.expected()}"
         return words + (" or null" if self.optional else "")
 
     def _choices(self) -> Sequence[Any]:
