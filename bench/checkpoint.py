@@ -38,10 +38,6 @@ def previous(path: Path) -> Path:
     return path.with_name(f"{path.stem}.prev{path.suffix}")
 
 
-def _temporaries(path: Path) -> list[Path]:
-    return sorted(path.parent.glob(f".{path.name}.tmp-*"))
-
-
 def save(path: Path, payload: dict[str, Any]) -> None:
     """Write a checkpoint atomically (temporary file + rename), keeping the one before as ``previous``:
     a kill at any point leaves an intact checkpoint behind."""
@@ -84,7 +80,7 @@ def load(path: Path) -> dict[str, Any] | None:
 
 def clean_temporaries(path: Path) -> None:
     """Remove temporary files a killed save left next to ``path`` (call with the run's lock held)."""
-    for tmp in _temporaries(path):
+    for tmp in path.parent.glob(f".{path.name}.tmp-*"):
         tmp.unlink(missing_ok=True)
 
 

@@ -61,7 +61,6 @@ def _compositions(overrides: list[str]) -> list[list[str]]:
             values.append([])
             continue
         key = parsed.get_key_element()
-        _SWEEP_KEYS.add(key.lstrip("+~"))
         try:
             swept = [f"{key}={value}" for value in parsed.sweep_string_iterator()]
         except Exception:  # glob() and ranges of unknown extent: leave their check to Hydra
@@ -74,6 +73,15 @@ def _compositions(overrides: list[str]) -> list[list[str]]:
         for value in others:
             variants.append([value if j == i else text for j, text in enumerate(first) if text is not None])
     return variants
+
+
+def _sweep_keys(overrides: list[str]) -> set[str]:
+    """The keys a ``--multirun`` command line sweeps (``seed=0,1`` -> ``seed``)."""
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception:  # syntax errors are reported by check_composition
+        return set()
+    return {p.get_key_element().lstrip("+~") for p in parsed if p.is_sweep_override()}
 
 
 def _group_options(group: str) -> list[str]:
@@ -125,14 +133,15 @@ def _job(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     sweep = hydra_cfg.mode == RunMode.MULTIRUN
     plain = OmegaConf.to_container(cfg, resolve=True)
-    cell = " ".join(o for o in hydra_cfg.overrides.task if o.split("=")[0].lstrip("+~") in _SWEEP_KEYS)
+    cell = (" ".join(o for o in hydra_cfg.overrides.task if o.split("=")[0].lstrip("+~") in _SWEEP_KEYS)
+            or f"#{hydra_cfg.job.num}")
     try:
         outcome = execute(plain, sweep=sweep, explicit=explicit_keys(hydra_cfg.overrides.task))
     except BenchError as error:
         if not sweep:
             report(error)
             sys.exit(error.exit_code)
-        report(BenchError(f"sweep cell {cell or hydra_cfg.job.num}: {error}"))
+        report(BenchError(f"sweep cell {cell}: {error}"))
         _SWEEP_PROBLEMS.append(f"{cell} (bad input)")
         return None
     if outcome.status == "failed":
@@ -161,6 +170,7 @@ def main() -> None:
     except BenchError as error:
         report(error)
         sys.exit(error.exit_code)
+    _SWEEP_KEYS.update(_sweep_keys(_split_argv(sys.argv[1:])[0]))
     _job()
     if _SWEEP_PROBLEMS:
         report(BenchError(f"{len(_SWEEP_PROBLEMS)} cell(s) of the sweep did not finish: {'; '.join(_SWEEP_PROBLEMS)}; "

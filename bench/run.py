@@ -1,4 +1,10 @@
-"""One run of ``python -m bench``: plan, skip, resume, train (the workload's loop), record."""
+"""One run of ``python -m bench``: plan, skip, resume, train (the workload's loop), record.
+
+Faults: bad input, and any failure while the run is built (before its first step), is one
+``BenchError`` line with nothing written. One launch per run holds ``<work_dir>/<run_id>/lock``; a
+second one skips. A crash while training writes a ``failed`` record and keeps the checkpoints, so
+the retry resumes; an unreadable checkpoint is set aside (``bench.checkpoint``).
+"""
 from __future__ import annotations
 
 import datetime as _dt
@@ -14,8 +20,8 @@ from bench import checkpoint, provenance
 from bench.errors import BenchError
 from bench.identity import config_hash, protocol_summary, run_id
 from bench.optim_factory import build_driver, check_optimizers
-from bench.plan import plan
 from bench.lock import run_lock
+from bench.plan import plan
 from bench.records import FINAL_STATUSES, ResultsStore, summarize
 from bench.trainer import pick_device, seed_everything, set_deterministic
 from bench.validate import validate
