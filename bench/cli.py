@@ -126,6 +126,12 @@ def check_composition(argv: list[str]) -> None:
         raise BenchError(" ".join(str(exc).split())) from exc
 
 
+def _cell(hydra_cfg: Any) -> str:
+    """A sweep cell by its swept values (``seed=-2``), or by its job number."""
+    swept = [o for o in hydra_cfg.overrides.task if o.split("=")[0].lstrip("+~") in _SWEEP_KEYS]
+    return " ".join(swept) or f"#{hydra_cfg.job.num}"
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _job(cfg: DictConfig) -> float | None:
     from bench.run import execute
@@ -133,8 +139,7 @@ def _job(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     sweep = hydra_cfg.mode == RunMode.MULTIRUN
     plain = OmegaConf.to_container(cfg, resolve=True)
-    cell = (" ".join(o for o in hydra_cfg.overrides.task if o.split("=")[0].lstrip("+~") in _SWEEP_KEYS)
-            or f"#{hydra_cfg.job.num}")
+    cell = _cell(hydra_cfg) if sweep else ""
     try:
         outcome = execute(plain, sweep=sweep, explicit=explicit_keys(hydra_cfg.overrides.task))
     except BenchError as error:
@@ -173,6 +178,7 @@ def main() -> None:
     _SWEEP_KEYS.update(_sweep_keys(_split_argv(sys.argv[1:])[0]))
     _job()
     if _SWEEP_PROBLEMS:
-        report(BenchError(f"{len(_SWEEP_PROBLEMS)} cell(s) of the sweep did not finish: {'; '.join(_SWEEP_PROBLEMS)}; "
-                          "the other cells ran; fix these and rerun the sweep (finished cells are skipped)"))
+        problems = "; ".join(_SWEEP_PROBLEMS)
+        report(BenchError(f"{len(_SWEEP_PROBLEMS)} cell(s) of the sweep did not finish: {problems}; the other "
+                          "cells ran; fix these and rerun the sweep (finished cells are skipped)"))
         sys.exit(1)
