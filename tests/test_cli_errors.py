@@ -204,3 +204,6 @@ def test_valid_values_pass() -> None:
     validate(planned("+experiment=autodrop_nqm"))
     for preset in sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")):
         validate(planned(f"+experiment={preset}"))
+    for group in ("optim", "schedule", "model", "dataset"):  # every shipped default passes its rules
+        for name in sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml")):
+            validate(planned(*(o for o in TINY if not o.startswith("optim.hparams")), f"{group}={name}"))
