@@ -47,6 +47,7 @@ def test_a_corrupt_checkpoint_falls_back_to_the_previous_one_then_to_none(tmp_pa
     assert checkpoint.load(path) is None  # set aside: the next launch starts cleanly
 
 
+@pytest.mark.slow
 def test_a_crashed_sweep_cell_keeps_its_checkpoint_and_the_retry_resumes(bench) -> None:
     """A crash in epoch 2 of both cells (say, out of memory): failed records, checkpoints kept; the
     rerun of the sweep resumes both after epoch 1 and replaces the failed records."""
@@ -64,6 +65,7 @@ def test_a_crashed_sweep_cell_keeps_its_checkpoint_and_the_retry_resumes(bench) 
     assert not list(bench.work.glob("*/checkpoint*.pt"))  # finished runs drop their checkpoints
 
 
+@pytest.mark.slow
 def test_a_truncated_checkpoint_is_set_aside_and_the_run_resumes_from_the_previous_one(bench) -> None:
     settings = [*TINY, "trainer.epochs=3"]
     killed = bench(*settings, env={FAULT_KILL_ENV: str(2 * STEPS_PER_EPOCH + 3)}, check=False)
@@ -92,6 +94,7 @@ def test_a_file_that_is_not_a_record_is_skipped_with_a_warning(tmp_path: Path, c
     assert len(warnings) == 2 and all(w.startswith(f"warning: skipping {store.path('bad')}") for w in warnings)
 
 
+@pytest.mark.slow
 def test_tables_skip_a_corrupt_record_and_a_relaunch_replaces_it_cleaning_temporaries(bench, tmp_path: Path) -> None:
     bench(*TINY)
     (path,) = (bench.results / "runs").glob("*.json")
@@ -112,6 +115,7 @@ def test_tables_skip_a_corrupt_record_and_a_relaunch_replaces_it_cleaning_tempor
 
 
 # --------------------------------------------------------------------------- one writer per run
+@pytest.mark.slow
 def test_two_simultaneous_launches_of_one_run_write_one_record(bench, tmp_path: Path, data_root: Path) -> None:
     """Both launches start together; whichever takes the run's lock first holds it (``HOLD_ENV``) until
     the other has finished, which must skip without writing. Then the holder finishes the run."""
