@@ -1,8 +1,10 @@
 """``python -m bench``: the Hydra application.
 
-Before Hydra takes over, the command line is composed once to turn Hydra's multi-line composition
-errors (unknown option, unknown preset) into one ``error:`` line naming the fix. Inside the job,
-``BenchError`` (bad input) becomes the same one-line error with exit status 2.
+Before Hydra takes over, the command line is composed (once, and once more per value of each swept
+config group) to turn Hydra's multi-line composition errors (unknown option, unknown preset) into one
+``error:`` line naming the fix. Inside the job, ``BenchError`` (bad input) becomes the same one-line
+error with exit status 2. In a ``--multirun``, a cell with bad input or a crash is reported on one
+line and the sweep goes on; at the end one line lists those cells and the exit status is 1.
 """
 from __future__ import annotations
 
@@ -42,20 +44,44 @@ def _split_argv(argv: list[str]) -> tuple[list[str], set[str]]:
     return overrides, flags
 
 
-def _first_values(overrides: list[str]) -> list[str]:
-    """Each override with a sweep (``a=1,2``, ``glob(*)``) replaced by its first value."""
+# The cells of this process's sweep that did not finish, and the keys the sweep varies.
+_SWEEP_PROBLEMS: list[str] = []
+_SWEEP_KEYS: set[str] = set()
+
+
+def _compositions(overrides: list[str]) -> list[list[str]]:
+    """The command lines to compose: each sweep (``a=1,2``) at its first value, then each other value
+    of a swept config group (``optim=sgd,adam``) with the rest at their first values."""
     parser = OverridesParser.create()
-    result = []
+    first: list[str | None] = []
+    values: list[list[str]] = []
     for text, parsed in zip(overrides, parser.parse_overrides(overrides)):
         if not parsed.is_sweep_override():
-            result.append(text)
+            first.append(text)
+            values.append([])
             continue
+        key = parsed.get_key_element()
         try:
-            first = next(iter(parsed.sweep_string_iterator()))
+            swept = [f"{key}={value}" for value in parsed.sweep_string_iterator()]
         except Exception:  # glob() and ranges of unknown extent: leave their check to Hydra
-            continue
-        result.append(f"{parsed.get_key_element()}={first}")
-    return result
+            swept = []
+        first.append(swept[0] if swept else None)
+        values.append(swept[1:] if _group_options(key.lstrip("+~").split("@")[0]) else [])
+    base = [text for text in first if text is not None]
+    variants = [base]
+    for i, others in enumerate(values):
+        for value in others:
+            variants.append([value if j == i else text for j, text in enumerate(first) if text is not None])
+    return variants
+
+
+def _sweep_keys(overrides: list[str]) -> set[str]:
+    """The keys a ``--multirun`` command line sweeps (``seed=0,1`` -> ``seed``)."""
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception:  # syntax errors are reported by check_composition
+        return set()
+    return {p.get_key_element().lstrip("+~") for p in parsed if p.is_sweep_override()}
 
 
 def _group_options(group: str) -> list[str]:
@@ -89,14 +115,21 @@ def check_composition(argv: list[str]) -> None:
         return
     from hydra import compose, initialize_config_dir
 
+    variant = overrides
     try:
-        first = _first_values(overrides)
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            compose(config_name="config", overrides=first, return_hydra_config=True)
+        for variant in _compositions(overrides):
+            with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+                compose(config_name="config", overrides=variant, return_hydra_config=True)
     except (ConfigCompositionException, MissingConfigException) as exc:
-        raise BenchError(_explain(exc, overrides)) from exc
+        raise BenchError(_explain(exc, variant)) from exc
     except Exception as exc:  # override syntax errors and the like
         raise BenchError(" ".join(str(exc).split())) from exc
+
+
+def _cell(hydra_cfg: Any) -> str:
+    """A sweep cell by its swept values (``seed=-2``), or by its job number."""
+    swept = [o for o in hydra_cfg.overrides.task if o.split("=")[0].lstrip("+~") in _SWEEP_KEYS]
+    return " ".join(swept) or f"#{hydra_cfg.job.num}"
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -106,11 +139,18 @@ def _job(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     sweep = hydra_cfg.mode == RunMode.MULTIRUN
     plain = OmegaConf.to_container(cfg, resolve=True)
+    cell = _cell(hydra_cfg) if sweep else ""
     try:
         outcome = execute(plain, sweep=sweep, explicit=explicit_keys(hydra_cfg.overrides.task))
     except BenchError as error:
-        report(error)
-        sys.exit(error.exit_code)
+        if not sweep:
+            report(error)
+            sys.exit(error.exit_code)
+        report(BenchError(f"sweep cell {cell}: {error}"))
+        _SWEEP_PROBLEMS.append(f"{cell} (bad input)")
+        return None
+    if outcome.status == "failed":
+        _SWEEP_PROBLEMS.append(f"{cell} (failed: {outcome.record_path})")
     record = outcome.record or {}
     final = record.get("final") or {}
     reduced = (record.get("protocol") or {}).get("reduced")
@@ -135,4 +175,10 @@ def main() -> None:
     except BenchError as error:
         report(error)
         sys.exit(error.exit_code)
+    _SWEEP_KEYS.update(_sweep_keys(_split_argv(sys.argv[1:])[0]))
     _job()
+    if _SWEEP_PROBLEMS:
+        problems = "; ".join(_SWEEP_PROBLEMS)
+        report(BenchError(f"{len(_SWEEP_PROBLEMS)} cell(s) of the sweep did not finish: {problems}; the other "
+                          "cells ran; fix these and rerun the sweep (finished cells are skipped)"))
+        sys.exit(1)

@@ -77,7 +77,8 @@ def build_optimizer(model: nn.Module, optim_cfg: dict[str, Any]) -> torch.optim.
     try:
         optimizer = cls(groups, **optim_cfg["hparams"])
     except (TypeError, ValueError) as exc:
-        raise BenchError(f"optimizer {name}: invalid hyper-parameters ({exc}); see conf/optim/{name}.yaml") from exc
+        raise BenchError(f"optimizer {name}: invalid hyper-parameters for this model ({exc}); "
+                         f"see conf/optim/{name}.yaml") from exc
     if callable(bind := getattr(optimizer, "bind_model", None)):
         bind(model)  # e.g. DoG's iterate averager (optimizers.protocol)
     return optimizer

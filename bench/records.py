@@ -24,12 +24,15 @@ Record schema (``schema: 2``)::
 Schema-1 records (before workloads) are read through ``upgrade``: they gain the schema-2 fields, and
 a schema-1 record of the same run still makes a relaunch skip (``ResultsStore.final_record``).
 ``finished`` and ``diverged`` records are final: a relaunch of the same config skips them unless
-forced. A ``failed`` record is replaced when the run is retried.
+forced. A ``failed`` record is replaced when the run is retried. A file in ``runs/`` that is not a
+record (corrupt, empty, not a JSON object) is skipped with a warning naming it; a relaunch of its
+run replaces it.
 """
 from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,7 @@ from bench.identity import config_hash
 
 SCHEMA_VERSION = 2
 FINAL_STATUSES = ("finished", "diverged")
+REQUIRED_KEYS = ("run_id", "status", "config", "history")
 
 # Keys that schema 2 added to the run config, with the value every schema-1 run implicitly had.
 V2_DEFAULTS = {"trainer.steps_per_epoch": None, "dataset.stand_in": False}
@@ -140,9 +144,26 @@ class ResultsStore:
     def path(self, run_id: str) -> Path:
         return self.runs / f"{run_id}.json"
 
+    @staticmethod
+    def read(path: Path, upgraded: bool = True) -> dict[str, Any] | None:
+        """The record in ``path`` (upgraded to schema 2), or None with a warning if it is not one."""
+        try:
+            record = json.loads(path.read_text())
+            if not isinstance(record, dict):
+                raise ValueError(f"a JSON {type(record).__name__}, not an object")
+            missing = [key for key in REQUIRED_KEYS if key not in record]
+            if missing:
+                raise ValueError(f"no {', '.join(missing)}")
+            return upgrade(record) if upgraded else record
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+            print(f"warning: skipping {path}: not a run record ({reason}); a relaunch of its run replaces it",
+                  file=sys.stderr, flush=True)
+            return None
+
     def load(self, run_id: str) -> dict[str, Any] | None:
         path = self.path(run_id)
-        return upgrade(json.loads(path.read_text())) if path.is_file() else None
+        return self.read(path) if path.is_file() else None
 
     def final_record(self, run_id: str, digest: str, experiment: str, seed: int) -> dict[str, Any] | None:
         """The finished or diverged record of this run: its own, or a schema-1 record of the same
@@ -151,13 +172,18 @@ class ResultsStore:
         if record is not None:
             return record if record.get("status") in FINAL_STATUSES else None
         for path in sorted(self.runs.glob(f"{experiment}-*-seed{seed}-*.json")):
-            old = json.loads(path.read_text())
-            if old.get("schema", 1) == 1 and old.get("status") in FINAL_STATUSES:
+            old = self.read(path, upgraded=False)
+            if old is not None and old.get("schema", 1) == 1 and old.get("status") in FINAL_STATUSES:
                 upgraded = upgrade(old)
                 tag = "nqm-synthetic" if upgraded["workload"] == "nqm" else (old.get("data") or {}).get("provenance")
                 if config_hash(upgraded["config"], str(tag)) == digest:
                     return upgraded
         return None
+
+    def clean_temporaries(self, run_id: str) -> None:
+        """Remove temporary files a killed write of this run left (call with the run's lock held)."""
+        for tmp in self.runs.glob(f".{self.path(run_id).name}.tmp-*"):
+            tmp.unlink(missing_ok=True)
 
     def write(self, record: dict[str, Any]) -> Path:
         """Write ``record`` atomically (temporary file + rename in the same directory)."""
@@ -169,4 +195,6 @@ class ResultsStore:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for path in sorted(self.runs.glob("*.json")):
-            yield upgrade(json.loads(path.read_text()))
+            record = self.read(path)
+            if record is not None:
+                yield record

@@ -1,4 +1,10 @@
-"""One run of ``python -m bench``: plan, skip, resume, train (the workload's loop), record."""
+"""One run of ``python -m bench``: plan, skip, resume, train (the workload's loop), record.
+
+Faults: bad input, and any failure while the run is built (before its first step), is one
+``BenchError`` line with nothing written. One launch per run holds ``<work_dir>/<run_id>/lock``; a
+second one skips. A crash while training writes a ``failed`` record and keeps the checkpoints, so
+the retry resumes; an unreadable checkpoint is set aside (``bench.checkpoint``).
+"""
 from __future__ import annotations
 
 import datetime as _dt
@@ -14,11 +20,13 @@ from bench import checkpoint, provenance
 from bench.errors import BenchError
 from bench.identity import config_hash, protocol_summary, run_id
 from bench.optim_factory import build_driver, check_optimizers
+from bench.lock import run_lock
 from bench.plan import plan
-from bench.records import ResultsStore, summarize
+from bench.records import FINAL_STATUSES, ResultsStore, summarize
 from bench.trainer import pick_device, seed_everything, set_deterministic
 from bench.validate import validate
 from bench.workloads import LoopHooks, TrainState, workload_class
+from bench.workloads.base import Workload
 
 log = logging.getLogger("bench")
 
@@ -49,12 +57,25 @@ def execute(cfg: dict[str, Any], sweep: bool = False, explicit: Iterable[str] = 
     data_tag, data = workload_cls.locate_data(cfg)
     digest = config_hash(cfg, data_tag)
     rid = run_id(cfg, digest)
-    done = store.final_record(rid, digest, cfg["experiment"], cfg["seed"])
-    if done is not None and not cfg.get("force"):
-        print(f"skipped {rid}: a {done['status']} record exists at {store.path(done['run_id'])} (force=true reruns it)")
-        return Outcome(rid, "skipped", store.path(done["run_id"]), done)
-
     run_dir = Path(cfg["work_dir"]) / rid
+    with run_lock(run_dir / "lock") as mine:
+        if not mine:
+            print(f"skipped {rid}: another launch of this run holds its lock {run_dir / 'lock'} (it is running now)")
+            return Outcome(rid, "skipped", store.path(rid), None)
+        store.clean_temporaries(rid)
+        checkpoint.clean_temporaries(run_dir / "checkpoint.pt")
+        done = store.final_record(rid, digest, cfg["experiment"], cfg["seed"])
+        if done is not None and not cfg.get("force"):
+            print(f"skipped {rid}: a {done['status']} record exists at {store.path(done['run_id'])} "
+                  "(force=true reruns it)")
+            return Outcome(rid, "skipped", store.path(done["run_id"]), done)
+        return _run(cfg, workload_cls, data, store, digest, run_dir, sweep)
+
+
+def _run(cfg: dict[str, Any], workload_cls: type[Workload], data: Any, store: ResultsStore, digest: str,
+         run_dir: Path, sweep: bool) -> Outcome:
+    """Build the run (any failure: one error line, nothing written), train it, and record it."""
+    rid = run_dir.name
     base = {
         "run_id": rid, "config_hash": digest, "experiment": cfg["experiment"], "optim": cfg["optim"]["name"],
         "workload": workload_cls.name, **workload_cls.record_fields(cfg), "seed": cfg["seed"], "config": cfg, "protocol": protocol_summary(cfg),
@@ -66,6 +87,7 @@ def execute(cfg: dict[str, Any], sweep: bool = False, explicit: Iterable[str] = 
     logger = None
     state, resumed = TrainState(), []
     started, clock = _now(), time.perf_counter()
+    ckpt_path = run_dir / "checkpoint.pt"
     try:
         device = pick_device(cfg["trainer"]["device"])
         set_deterministic(bool(cfg["trainer"]["deterministic"]))
@@ -74,55 +96,63 @@ def execute(cfg: dict[str, Any], sweep: bool = False, explicit: Iterable[str] = 
         workload = workload_cls(cfg, device, data)
         base["data"] = workload.data_record()
         driver = build_driver(workload, cfg)
-
-        ckpt_path = run_dir / "checkpoint.pt"
         saved = checkpoint.load(ckpt_path)
         if saved is not None and saved["config_hash"] == digest:
-            workload.load_state_dict(saved["workload"])
-            driver.load_state_dict(saved["driver"])
+            try:
+                workload.load_state_dict(saved["workload"])
+                driver.load_state_dict(saved["driver"])
+            except Exception as exc:
+                raise BenchError(f"checkpoint {ckpt_path} does not fit this run ({type(exc).__name__}: {exc}); "
+                                 f"delete it to restart the run") from exc
             state = TrainState(saved["epoch"], saved["step"], saved["history"])
             resumed = saved.get("resumed_at_epochs", []) + [state.epoch]
             clock -= saved.get("wall_time_s", 0.0)
             started = saved.get("started_at", started)
             print(f"resuming {rid} after epoch {state.epoch} from {ckpt_path}")
-
-        def save_checkpoint(s: TrainState) -> None:
-            checkpoint.save(ckpt_path, {
-                "config_hash": digest, "workload": workload.state_dict(), "driver": driver.state_dict(),
-                "epoch": s.epoch, "step": s.step, "history": s.history, "resumed_at_epochs": resumed,
-                "started_at": started, "wall_time_s": time.perf_counter() - clock,
-            })
-
         if cfg["logger"]["wandb"]["enabled"]:
             from bench.wandb_log import WandbLogger
             logger = WandbLogger(dict(cfg["logger"]["wandb"]), rid, cfg)
+    except BenchError:
+        raise
+    except Exception as exc:  # before the first step: bad input or environment, not a result
+        raise BenchError(f"cannot build run {rid} (nothing was written): {type(exc).__name__}: {exc}") from exc
 
-        def log_epoch(row: dict[str, Any]) -> None:
-            metrics = "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k.startswith(("train_", "test_")))
-            log.info("epoch %d/%d  %s  (%.1fs)", row["epoch"], cfg["trainer"]["epochs"], metrics, row["epoch_time_s"])
-            if logger:
-                logger.log(row)
+    def save_checkpoint(s: TrainState) -> None:
+        checkpoint.save(ckpt_path, {
+            "config_hash": digest, "workload": workload.state_dict(), "driver": driver.state_dict(),
+            "epoch": s.epoch, "step": s.step, "history": s.history, "resumed_at_epochs": resumed,
+            "started_at": started, "wall_time_s": time.perf_counter() - clock,
+        })
 
+    def log_epoch(row: dict[str, Any]) -> None:
+        metrics = "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k.startswith(("train_", "test_")))
+        log.info("epoch %d/%d  %s  (%.1fs)", row["epoch"], cfg["trainer"]["epochs"], metrics, row["epoch_time_s"])
+        if logger:
+            logger.log(row)
+
+    try:
         status = workload.train(driver, state, LoopHooks(on_epoch_end=save_checkpoint, log_epoch=log_epoch))
         record = {**base, "status": status, "history": state.history, "resumed_at_epochs": resumed, "error": None}
     except BenchError:
         raise
-    except Exception as exc:  # a crash becomes a "failed" record; a single run still exits non-zero
+    except Exception as exc:  # a crash becomes a "failed" record (its checkpoint kept for the retry)
         record = {**base, "status": "failed", "history": state.history, "error": f"{type(exc).__name__}: {exc}",
                   "traceback": traceback.format_exc()}
         if not sweep:
-            _finish(store, record, started, clock, logger)
+            _finish(store, record, started, clock, logger, cfg)
             raise
     return _finish(store, record, started, clock, logger, cfg)
 
 
 def _finish(store: ResultsStore, record: dict[str, Any], started: str, clock: float, logger: Any,
-            cfg: dict[str, Any] | None = None) -> Outcome:
+            cfg: dict[str, Any]) -> Outcome:
+    """Write the record; a run that ended (finished, diverged) drops its checkpoints, a failed one keeps
+    them so that its retry resumes."""
     record.update(summarize(record), started_at=started, finished_at=_now(),
                   wall_time_s=round(time.perf_counter() - clock, 2))
     path = store.write(record)
     if logger:
         logger.finish(record["status"])
-    if cfg is not None and not cfg["trainer"].get("keep_checkpoint", False):
-        (Path(record["run_dir"]) / "checkpoint.pt").unlink(missing_ok=True)
+    if record["status"] in FINAL_STATUSES and not cfg["trainer"].get("keep_checkpoint", False):
+        checkpoint.remove(Path(record["run_dir"]) / "checkpoint.pt")
     return Outcome(record["run_id"], record["status"], path, record)

@@ -27,6 +27,7 @@ from bench.workloads.base import LoopHooks, TrainState
 from optimizers.protocol import Diverged, Driver
 
 FAULT_KILL_ENV = "BENCH_FAULT_KILL_AT_STEP"  # fault injection: SIGKILL this process at that global step
+FAULT_RAISE_ENV = "BENCH_FAULT_RAISE_AT_STEP"  # fault injection: raise (a crash, e.g. out of memory) there
 
 
 def seed_everything(seed: int) -> None:
@@ -68,6 +69,7 @@ class Trainer:
         self.progress, self.check_every = progress, max(1, divergence_check_every)
         self.steps = min(len(workload.train_loader), steps_per_epoch or len(workload.train_loader))
         self.kill_at_step = int(os.environ.get(FAULT_KILL_ENV, "0"))
+        self.raise_at_step = int(os.environ.get(FAULT_RAISE_ENV, "0"))
 
     def fit(self, state: TrainState, hooks: LoopHooks) -> str:
         """Train from ``state.epoch + 1`` to the last epoch; returns "finished" or "diverged"."""
@@ -115,6 +117,8 @@ class Trainer:
                 batches.set_postfix(loss=f"{value:.4f}", refresh=False)
             if state.step == self.kill_at_step:
                 os.kill(os.getpid(), signal.SIGKILL)
+            if state.step == self.raise_at_step:
+                raise RuntimeError(f"injected fault at step {state.step} ({FAULT_RAISE_ENV})")
         return {f"train_{key}": float(value) / examples for key, value in sums.items()}
 
     def _closure(self, inputs: torch.Tensor, targets: torch.Tensor) -> Any:

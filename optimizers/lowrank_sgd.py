@@ -103,6 +103,10 @@ class LowRankSGD(KeepsAttributes, torch.optim.Optimizer):
         self.metrics = LowRankMetrics(p=p, tall=semantics.tall, scale_invariant=scale_invariant, svd=svd)
         self.ordered = self._flat_order()
         self.analysed = [i for i, w in enumerate(self.ordered) if self._analysed(w, linear)]
+        if not self.analysed:
+            kinds = "conv (4-D) or linear (2-D)" if linear else "conv (4-D)"
+            raise ValueError(f"{type(self).__name__} has nothing to adapt: the model has no trainable {kinds} "
+                             "weights its low-rank metrics analyse; pick another optimizer or model")
         self.sources = self._sources()
         n_slots = len(self.analysed) + (1 if FC in self.sources else 0)
         velocity = lr if semantics.init_velocity == "lr" else 0.0

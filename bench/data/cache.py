@@ -88,8 +88,13 @@ def write(folder: Path, splits: dict[str, Split] | dict[str, FileSplit], meta: d
             "sha256": {path.name: sha256(path) for path in written}}
     (staging / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
     if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(staging, folder)
+        shutil.rmtree(folder, ignore_errors=True)
+    try:
+        os.replace(staging, folder)
+    except OSError:
+        if not is_prepared(folder):
+            raise
+        shutil.rmtree(staging)  # a simultaneous preparation of the same copy finished first
 
 
 def _split_files(meta: dict[str, Any], split: str) -> tuple[str, str]:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import lzma
 import shutil
 import tarfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -145,10 +147,14 @@ def prepare_from(name: str, source: Path, root: Path, allow_incomplete: bool = F
     done = _prepared_from(root, name, digest)
     if done is not None:
         return done
+    scratch = root / "torchvision" / f"official-{digest[:8]}"
     try:
-        splits, classes, extras = _read_local(info, source, root / "torchvision" / f"official-{digest[:8]}")
-    except (OSError, ValueError, tarfile.TarError) as exc:
-        raise BenchError(f"cannot read {source} as a {name} archive or folder ({exc})") from exc
+        splits, classes, extras = _read_local(info, source, scratch)
+    except (OSError, ValueError, EOFError, tarfile.TarError, lzma.LZMAError, zlib.error) as exc:
+        shutil.rmtree(scratch, ignore_errors=True)  # what a partial read unpacked
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise BenchError(f"cannot read {source} as a {name} archive or folder ({reason}); it may be truncated "
+                         f"or corrupt: copy it again") from exc
     if extras.get("official_md5"):
         tag = f"{name}-official"
     meta = {

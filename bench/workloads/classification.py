@@ -70,6 +70,29 @@ class Classification(BatchWorkload):
         options = {k: v for k, v in cfg["model"].items() if k != "name"}
         self.model = create_model(cfg["model"]["name"], num_classes=ds["num_classes"], in_channels=ds["channels"],
                                   **options).to(device)
+        self._check_fit()
+
+    def _check_fit(self) -> None:
+        """The data has ``dataset.num_classes`` classes, and two test images go through the model (eval
+        mode, no state changes) to that many outputs; else one error line, before the first step."""
+        model, ds = self.cfg["model"]["name"], self.cfg["dataset"]
+        classes = len(self.data.meta.get("classes") or []) or ds["num_classes"]
+        if classes != ds["num_classes"]:
+            raise BenchError(f"dataset.num_classes is {ds['num_classes']} but {self.data.tag} has {classes} classes; "
+                             f"pass dataset.num_classes={classes}")
+        inputs, _ = next(iter(self.test_loader.epoch(0)))
+        shape = "x".join(map(str, inputs.shape[1:]))
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                classes = self.model(inputs[:2]).shape[-1]
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[0]
+            raise BenchError(f"model {model} does not fit dataset {ds['name']} ({shape} images): {first}; "
+                             f"pick a model=<name> made for {ds['name']}") from exc
+        if classes != ds["num_classes"]:
+            raise BenchError(f"model {model} gives {classes} outputs for the {ds['num_classes']} classes of "
+                             f"{ds['name']}; pick a model=<name> made for {ds['name']}")
 
     def data_record(self) -> dict[str, Any]:
         return data_record(self.data.meta, self.used, self.cfg["dataset"])
