@@ -86,6 +86,12 @@ class Workload(ABC):
         return {"dataset": (cfg.get("dataset") or {}).get("name", cls.name),
                 "model": (cfg.get("model") or {}).get("name", cls.name)}
 
+    @classmethod
+    def summary(cls, record: dict[str, Any]) -> dict[str, Any]:
+        """Top-level fields this workload adds to each of its records (finished, diverged or failed),
+        decided on the record itself (SAC: its success rule and environment steps/s); none by default."""
+        return {}
+
     def state_dict(self) -> dict[str, Any]:
         return {role: module.state_dict() for role, module in self.role_modules().items()}
 
