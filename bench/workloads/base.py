@@ -44,6 +44,15 @@ class LoopHooks:
     on_epoch_end: Callable[[TrainState], None] | None = None
     log_epoch: Callable[[dict[str, Any]], None] | None = None
 
+    def epoch_done(self, state: TrainState, row: dict[str, Any]) -> None:
+        """Record ``row`` (keyed by ``epoch`` and ``step``) as the state's last epoch, log it, then checkpoint."""
+        state.epoch, state.step = row["epoch"], row["step"]
+        state.history.append(row)
+        if self.log_epoch:
+            self.log_epoch(row)
+        if self.on_epoch_end:
+            self.on_epoch_end(state)
+
 
 class Workload(ABC):
     """One kind of experiment; subclasses live in ``bench/workloads/<name>.py`` and register in ``WORKLOADS``."""

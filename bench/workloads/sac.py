@@ -152,7 +152,7 @@ class SoftActorCritic(Workload):
 
     # --------------------------------------------------------------------- the loop
     def train(self, driver: Driver, state: TrainState, hooks: LoopHooks) -> str:
-        from bench.trainer import FAULT_KILL_ENV, by_role
+        from bench.trainer import FAULT_KILL_ENV, by_role, driver_logs
 
         agent = self.agent
         agent.attach(driver)
@@ -169,18 +169,12 @@ class SoftActorCritic(Workload):
             driver.end_epoch(epoch)
             train_time = time.perf_counter() - started
             row: dict[str, Any] = {"epoch": epoch, "step": agent.num_timesteps, **lrs,
-                                   **self._train_metrics(updates, episodes), **self.evaluate(driver, epoch)}
-            for key, values in driver.epoch_logs().items():
-                row.update(by_role(values, key) if values else {})
-            row.update(env_steps=agent.num_timesteps - steps, learn_time_s=round(train_time, 3),
-                       env_steps_per_s=round((agent.num_timesteps - steps) / train_time, 1),
-                       epoch_time_s=round(time.perf_counter() - started, 3))
-            state.epoch, state.step = epoch, agent.num_timesteps
-            state.history.append(row)
-            if hooks.log_epoch:
-                hooks.log_epoch(row)
-            if hooks.on_epoch_end:
-                hooks.on_epoch_end(state)
+                                   **self._train_metrics(updates, episodes), **self.evaluate(driver, epoch),
+                                   **driver_logs(driver), "env_steps": agent.num_timesteps - steps,
+                                   "learn_time_s": round(train_time, 3),
+                                   "env_steps_per_s": round((agent.num_timesteps - steps) / train_time, 1)}
+            row["epoch_time_s"] = round(time.perf_counter() - started, 3)
+            hooks.epoch_done(state, row)
         return "finished"
 
     def _learn(self) -> None:
