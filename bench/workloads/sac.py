@@ -91,7 +91,8 @@ class SoftActorCritic(Workload):
             raise BenchError(f"workload.sac.ent_coef must be auto or auto_<initial alpha> (the temperature is the "
                              f"`entropy` role), got {w['sac']['ent_coef']!r}")
         if w["success"]["rule"] not in SUCCESS_RULES:
-            raise BenchError(f"unknown workload.success.rule {w['success']['rule']!r}; pick one of {sorted(SUCCESS_RULES)}")
+            raise BenchError(f"unknown workload.success.rule {w['success']['rule']!r}; "
+                             f"pick one of {sorted(SUCCESS_RULES)}")
         for key in ("steps_per_epoch", "sac.train_freq", "sac.gradient_steps", "eval.episodes"):
             group, _, leaf = key.rpartition(".")
             value = (w[group] if group else w)[leaf]
@@ -100,7 +101,8 @@ class SoftActorCritic(Workload):
         try:
             gymnasium.spec(w["env"])
         except gymnasium.error.Error as exc:
-            raise BenchError(f"unknown Gymnasium environment {w['env']!r} ({exc}); pass workload.env=Hopper-v5") from exc
+            raise BenchError(f"unknown Gymnasium environment {w['env']!r} ({exc}); "
+                             f"pass workload.env=Hopper-v5") from exc
         if w["allow_f_star_methods"]:
             return
         for role, settings in cfg["roles"].items():
@@ -202,16 +204,17 @@ class SoftActorCritic(Workload):
                 "train_episodes": finished}
 
     def evaluate(self, driver: Driver, epoch: int) -> dict[str, float]:
-        """Mean return and length of deterministic episodes (the averaged actor where the optimizer keeps one)."""
+        """Mean return and length of deterministic episodes (DoG/LDoG: their averaged actor)."""
         actor = driver.eval_model("actor", self.agent.actor)
         actor.set_training_mode(False)
-        returns, lengths = [], []
+        returns, lengths, stream = [], [], self.w["eval"]["seed_stream"]
         for episode in range(self.w["eval"]["episodes"]):
-            obs, _ = self.eval_env.reset(seed=epoch_seed(self.cfg["seed"], epoch, self.w["eval"]["seed_stream"] + episode))
+            obs, _ = self.eval_env.reset(seed=epoch_seed(self.cfg["seed"], epoch, stream + episode))
             total, length, done = 0.0, 0, False
             while not done:
                 with torch.no_grad():
-                    action = actor(torch.as_tensor(obs[None], dtype=torch.float32, device=self.device), deterministic=True)
+                    inputs = torch.as_tensor(obs[None], dtype=torch.float32, device=self.device)
+                    action = actor(inputs, deterministic=True)
                 obs, reward, terminated, truncated, _ = self.eval_env.step(
                     self.agent.policy.unscale_action(action.cpu().numpy())[0])
                 total, length, done = total + float(reward), length + 1, terminated or truncated
