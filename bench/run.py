@@ -150,6 +150,7 @@ def _finish(store: ResultsStore, record: dict[str, Any], started: str, clock: fl
     them so that its retry resumes."""
     record.update(summarize(record), started_at=started, finished_at=_now(),
                   wall_time_s=round(time.perf_counter() - clock, 2))
+    record.update(workload_class(record["workload"]).summary(record))
     path = store.write(record)
     if logger:
         logger.finish(record["status"])

@@ -58,6 +58,14 @@ def by_role(values: dict[str, Any], key: str) -> dict[str, Any]:
     return {f"{key}/{role}": value for role, value in values.items()}
 
 
+def driver_logs(driver: Driver) -> dict[str, Any]:
+    """The optimizers' and schedules' ``epoch_log`` values as history keys (``optim``, ``optim/<role>``, ...)."""
+    row: dict[str, Any] = {}
+    for key, values in driver.epoch_logs().items():
+        row.update(by_role(values, key) if values else {})
+    return row
+
+
 class Trainer:
     """Trains a batch workload (``bench.workloads.batch.BatchWorkload``) through ``driver``."""
 
@@ -82,16 +90,9 @@ class Trainer:
                 state.history.append({"epoch": epoch, "step": state.step, **lrs, "diverged": str(exc)})
                 return "diverged"
             self.driver.end_epoch(epoch)
-            row: dict[str, Any] = {"epoch": epoch, "step": state.step, **lrs, **train, **self.evaluate()}
-            for key, values in self.driver.epoch_logs().items():
-                row.update(by_role(values, key) if values else {})
-            row["epoch_time_s"] = round(time.perf_counter() - started, 3)
-            state.epoch = epoch
-            state.history.append(row)
-            if hooks.log_epoch:
-                hooks.log_epoch(row)
-            if hooks.on_epoch_end:
-                hooks.on_epoch_end(state)
+            row: dict[str, Any] = {"epoch": epoch, "step": state.step, **lrs, **train, **self.evaluate(),
+                                   **driver_logs(self.driver), "epoch_time_s": round(time.perf_counter() - started, 3)}
+            hooks.epoch_done(state, row)
         return "finished"
 
     def _train_epoch(self, epoch: int, state: TrainState) -> dict[str, float]:

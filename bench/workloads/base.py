@@ -44,6 +44,15 @@ class LoopHooks:
     on_epoch_end: Callable[[TrainState], None] | None = None
     log_epoch: Callable[[dict[str, Any]], None] | None = None
 
+    def epoch_done(self, state: TrainState, row: dict[str, Any]) -> None:
+        """Record ``row`` (keyed by ``epoch`` and ``step``) as the state's last epoch, log it, then checkpoint."""
+        state.epoch, state.step = row["epoch"], row["step"]
+        state.history.append(row)
+        if self.log_epoch:
+            self.log_epoch(row)
+        if self.on_epoch_end:
+            self.on_epoch_end(state)
+
 
 class Workload(ABC):
     """One kind of experiment; subclasses live in ``bench/workloads/<name>.py`` and register in ``WORKLOADS``."""
@@ -85,6 +94,12 @@ class Workload(ABC):
         """Quick-filter fields of the record (``dataset``, ``model``); the workload's name where it has none."""
         return {"dataset": (cfg.get("dataset") or {}).get("name", cls.name),
                 "model": (cfg.get("model") or {}).get("name", cls.name)}
+
+    @classmethod
+    def summary(cls, record: dict[str, Any]) -> dict[str, Any]:
+        """Top-level fields this workload adds to each of its records (finished, diverged or failed),
+        decided on the record itself (SAC: its success rule and environment steps/s); none by default."""
+        return {}
 
     def state_dict(self) -> dict[str, Any]:
         return {role: module.state_dict() for role, module in self.role_modules().items()}
