@@ -6,6 +6,7 @@ errors (unknown option, unknown preset) into one ``error:`` line naming the fix.
 """
 from __future__ import annotations
 
+import shutil
 import sys
 
 import hydra
@@ -80,21 +81,35 @@ def _explain(exc: Exception, overrides: list[str]) -> str:
     return " ".join(text.split())
 
 
-def check_composition(argv: list[str]) -> None:
+def check_launcher(cfg: DictConfig) -> None:
+    """A Slurm sweep needs ``sbatch`` and ``srun``: one line with the fix instead of submitit's traceback."""
+    if not str(OmegaConf.select(cfg, "hydra.launcher._target_") or "").endswith("SlurmLauncher"):
+        return
+    missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None]
+    if missing:
+        raise BenchError(f"hydra/launcher=slurm needs Slurm's {' and '.join(missing)} on PATH: run the sweep on a "
+                         f"Slurm login node (or start a local cluster: scripts/slurm_cluster.sh start), or leave out "
+                         f"hydra/launcher=slurm to run the sweep here")
+
+
+def check_composition(argv: list[str]) -> DictConfig | None:
     """Compose the command line once; raise ``BenchError`` with a one-line fix if Hydra cannot."""
     overrides, flags = _split_argv(argv)
     if flags & _SKIP_CHECK_FLAGS:
-        return
+        return None
     from hydra import compose, initialize_config_dir
 
     try:
         first = _first_values(overrides)
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            compose(config_name="config", overrides=first, return_hydra_config=True)
+            cfg = compose(config_name="config", overrides=first, return_hydra_config=True)
     except (ConfigCompositionException, MissingConfigException) as exc:
         raise BenchError(_explain(exc, overrides)) from exc
     except Exception as exc:  # override syntax errors and the like
         raise BenchError(" ".join(str(exc).split())) from exc
+    if flags & {"--multirun", "-m"}:
+        check_launcher(cfg)
+    return cfg
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")

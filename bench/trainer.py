@@ -29,6 +29,7 @@ from bench.tasks import Task
 from optimizers.protocol import CLOSURE, LOSS, requirements
 
 FAULT_KILL_ENV = "BENCH_FAULT_KILL_AT_STEP"  # fault injection: SIGKILL this process at that global step
+FAULT_SLEEP_ENV = "BENCH_FAULT_SLEEP_PER_STEP"  # test-only slow-down: sleep this many seconds after each step
 
 
 @dataclass
@@ -89,6 +90,7 @@ class Trainer:
         self.on_epoch_end, self.log_epoch = on_epoch_end, log_epoch
         self.requires = requirements(optimizer)
         self.kill_at_step = int(os.environ.get(FAULT_KILL_ENV, "0"))
+        self.sleep_per_step = float(os.environ.get(FAULT_SLEEP_ENV, "0"))  # test-only (FAULT_SLEEP_ENV)
 
     # ---------------------------------------------------------------- training
     def fit(self, epochs: int, state: TrainState) -> str:
@@ -141,6 +143,8 @@ class Trainer:
                 batches.set_postfix(loss=f"{value:.4f}", refresh=False)
             if state.step == self.kill_at_step:
                 os.kill(os.getpid(), signal.SIGKILL)
+            if self.sleep_per_step:  # test-only (FAULT_SLEEP_ENV)
+                time.sleep(self.sleep_per_step)
         return _means(sums, self.train_loader.examples_per_epoch, "train")
 
     def _step(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
