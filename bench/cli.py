@@ -6,7 +6,6 @@ errors (unknown option, unknown preset) into one ``error:`` line naming the fix.
 """
 from __future__ import annotations
 
-import shutil
 import sys
 
 import hydra
@@ -82,14 +81,10 @@ def _explain(exc: Exception, overrides: list[str]) -> str:
 
 
 def check_launcher(cfg: DictConfig) -> None:
-    """A Slurm sweep needs ``sbatch`` and ``srun``: one line with the fix instead of submitit's traceback."""
-    if not str(OmegaConf.select(cfg, "hydra.launcher._target_") or "").endswith("SlurmLauncher"):
-        return
-    missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None]
-    if missing:
-        raise BenchError(f"hydra/launcher=slurm needs Slurm's {' and '.join(missing)} on PATH: run the sweep on a "
-                         f"Slurm login node (or start a local cluster: scripts/slurm_cluster.sh start), or leave out "
-                         f"hydra/launcher=slurm to run the sweep here")
+    """A Slurm sweep the cluster would refuse (or without Slurm commands): one line, before Hydra starts."""
+    if str(OmegaConf.select(cfg, "hydra.launcher._target_") or "").endswith("SlurmLauncher"):
+        from bench.slurm import check_sweep
+        check_sweep(OmegaConf.to_container(cfg.hydra.launcher, resolve=True))
 
 
 def check_composition(argv: list[str]) -> DictConfig | None:

@@ -256,3 +256,16 @@ def test_ci_starts_the_cluster_enables_the_slurm_tests_and_stops_it_on_exit() ->
     ci = (ROOT / ".ci" / "run").read_text()
     assert "scripts/slurm_cluster.sh start" in ci and f"{SLURM_ENV}=1" in ci
     assert re.search(r"trap .*slurm_cluster\.sh stop.* EXIT", ci)
+
+
+@on_cluster
+def test_a_sweep_the_cluster_refuses_is_one_error_line_before_any_job(bench, tmp_path: Path) -> None:
+    """The launcher's defaults ask for a GPU, which the local cluster lacks; an unknown partition."""
+    for bad in (["hydra.launcher.gpus_per_node=1"], ["hydra.launcher.partition=no_such_partition"]):
+        name = _name()
+        result = bench("--multirun", "hydra/launcher=slurm", f"hydra.launcher.name={name}", *bad, *TINY, "seed=0,1",
+                       check=False)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith("error: Slurm refuses the sweep's jobs") and "hydra.launcher" in line
+        assert not _slurm("sacct", "-X", "-n", f"--name={name}").strip()
