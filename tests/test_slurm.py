@@ -186,11 +186,11 @@ def test_a_preempted_job_is_requeued_and_resumes_exactly(bench, tmp_path: Path, 
     name, base = _name(), tmp_path / "slurm"
     driver = _start(base, data_root, *_launcher(name, "hydra.launcher.cpus_per_task=4", FAST_AFTER_REQUEUE),
                     *settings, env={FAULT_SLEEP_ENV: "0.1"})  # at least 2.4 s an epoch
-    want = _reference(bench, settings)
     _wait("the first checkpoint", lambda: list((base / "runs").glob("*/checkpoint.pt")))
     (job,) = _jobs(name)
     high = _slurm("sbatch", "--parsable", "--partition=high", "--cpus-per-task=4", "--job-name=bt-high",
                   f"--output={tmp_path}/high.out", "--wrap", "sleep 2").strip()
+    want = _reference(bench, settings)
     _finish(driver, base)
     (record,) = _records(base).values()
     assert record["status"] == "finished" and _metrics(record) == want
