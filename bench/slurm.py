@@ -41,6 +41,9 @@ def check_sweep(launcher: dict[str, Any]) -> None:
                              "(scontrol ping)") from exc
     if test.returncode != 0:
         reason = " ".join(line.removeprefix("sbatch: error: ") for line in test.stderr.splitlines() if line.strip())
+        if "Unable to contact slurm controller" in reason:
+            raise BenchError(f"the Slurm controller does not answer ({reason}); check `scontrol ping` "
+                             f"(a local cluster: scripts/slurm_cluster.sh start)")
         hint = " (hydra.launcher.gpus_per_node=0 on a partition without GPUs)" if "gres" in reason else ""
         raise BenchError(f"Slurm refuses the sweep's jobs ({reason}); fix the hydra.launcher.* options "
                          f"(conf/hydra/launcher/slurm.yaml: partition, account, qos, gpus_per_node, cpus_per_task, "
