@@ -13,6 +13,7 @@
 set -euo pipefail
 
 PACKAGES="munge slurmctld slurmd slurm-client slurmdbd mariadb-server"
+SLURM_SERIES=22.05  # the config below is written for it (Debian 12's slurm-wlm 22.05.8)
 HOST="$(hostname -s)"
 CONF=/etc/slurm/slurm.conf
 DBD_CONF=/etc/slurm/slurmdbd.conf
@@ -48,6 +49,15 @@ install_packages() {
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null \
     || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; } \
     || die "apt-get install ${missing[*]} failed (run as root on Debian/Ubuntu with a package mirror)"
+}
+
+check_version() {
+  local version
+  version="$(sinfo -V | awk '{print $2}')"
+  case "$version" in
+    "$SLURM_SERIES".*) ;;
+    *) die "Slurm $version is installed but this script's config is for Slurm $SLURM_SERIES (Debian 12); install $SLURM_SERIES or adapt write_config" ;;
+  esac
 }
 
 write_config() {
@@ -179,6 +189,7 @@ case "$1" in
   start)
     [ "$(id -u)" -eq 0 ] || die "run as root (it installs packages and starts daemons)"
     install_packages
+    check_version
     write_config
     start_munge
     start_mariadb
