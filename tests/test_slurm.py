@@ -56,6 +56,24 @@ def cluster() -> None:
                     "scripts/slurm_cluster.sh start (logs in /var/log/slurm/)")
 
 
+_DRIVERS: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _cleanup():
+    """After each test: stop the sweep drivers it left running and cancel its jobs (all named bt-*)."""
+    yield
+    while _DRIVERS:
+        if (driver := _DRIVERS.pop()).poll() is None:
+            driver.kill()
+            driver.wait()
+    if os.environ.get(SLURM_ENV):
+        queued = subprocess.run(["squeue", "-h", "-o", "%A %j"], capture_output=True, text=True).stdout.split()
+        ours = [job for job, name in zip(queued[::2], queued[1::2]) if name.startswith("bt-")]
+        if ours:
+            subprocess.run(["scancel", *ours], capture_output=True)
+
+
 def _name() -> str:
     return f"bt-{uuid.uuid4().hex[:8]}"
 
@@ -69,9 +87,11 @@ def _argv(base: Path, data_root: Path, *overrides: str) -> list[str]:
 def _start(base: Path, data_root: Path, *overrides: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     """The sweep's driver in the background (it waits for its jobs); its output goes to base/driver.log."""
     base.mkdir(parents=True, exist_ok=True)
-    log = open(base / "driver.log", "w")
-    return subprocess.Popen(_argv(base, data_root, *overrides), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, **(env or {})})
+    with open(base / "driver.log", "w") as log:
+        driver = subprocess.Popen(_argv(base, data_root, *overrides), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                  env={**os.environ, **(env or {})})
+    _DRIVERS.append(driver)
+    return driver
 
 
 def _wait(what: str, condition, timeout: float = 300, every: float = 0.5):
