@@ -147,6 +147,16 @@ start_mariadb() {
     GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';"
 }
 
+node_ready() {  # the node takes jobs; one left down or drained by an earlier unclean stop is resumed
+  local state
+  state="$(sinfo -h -n "$HOST" -o %t)"
+  case "$state" in
+    idle* | mix* | alloc*) return 0 ;;
+    down* | drain* | drng* | fail*) scontrol update nodename="$HOST" state=resume ;;
+  esac
+  return 1
+}
+
 start_slurm() {
   alive "$RUN/slurmdbd.pid" || slurmdbd
   wait_for 60 slurmdbd sacctmgr -n list cluster
@@ -154,7 +164,7 @@ start_slurm() {
   alive "$RUN/slurmctld.pid" || slurmctld -i
   wait_for 60 slurmctld scontrol ping
   alive "$RUN/slurmd.pid" || slurmd -N "$HOST"
-  wait_for 60 "node $HOST" sh -c "sinfo -h -n $HOST -o %t | grep -Eq '^(idle|mix|alloc)'"
+  wait_for 60 "node $HOST" node_ready
 }
 
 status() {

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.trainer import FAULT_SLEEP_ENV
+from bench.trainer import FAULT_KILL_ENV, FAULT_SLEEP_ENV
 from tests.conftest import ROOT, TINY
 
 SLURM_ENV = "BENCH_SLURM"
@@ -241,6 +241,22 @@ def test_scancel_of_one_job_keeps_the_others_and_the_next_sweep_runs_it(tmp_path
     after = _records(tmp_path)
     assert len(after) == 3 and {r["status"] for r in after.values()} == {"finished"}
     assert {f: (tmp_path / "results" / "runs" / f).read_bytes() for f in kept_bytes} == kept_bytes
+
+
+@on_cluster
+def test_a_killed_job_ends_the_sweep_and_the_next_sweep_resumes_it(tmp_path: Path, data_root: Path) -> None:
+    """Jobs SIGKILLed in their second epoch (as by the out-of-memory killer) leave no result: the
+    driver must see them fail through sacct and exit instead of waiting forever; running the sweep
+    again resumes both from their first-epoch checkpoints."""
+    sweep = [*_launcher(_name()), *TINY, "trainer.epochs=3", "seed=0,1"]
+    driver = _start(tmp_path, data_root, *sweep, env={FAULT_KILL_ENV: str(STEPS_PER_EPOCH + 5)})
+    _wait("the sweep's driver to exit", lambda: driver.poll() is not None, 400)
+    assert driver.returncode != 0 and not _records(tmp_path), (tmp_path / "driver.log").read_text()
+    assert len(list((tmp_path / "runs").glob("*/checkpoint.pt"))) == 2
+    _finish(_start(tmp_path, data_root, *sweep), tmp_path)
+    records = _records(tmp_path)
+    assert len(records) == 2 and {r["status"] for r in records.values()} == {"finished"}
+    assert _resumed_epochs(tmp_path) == [1, 1], _job_logs(tmp_path, "out")
 
 
 @on_cluster
