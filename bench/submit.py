@@ -12,7 +12,6 @@ Options (before the overrides) apply to the driver job only; the sweep's jobs ta
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import shutil
 import subprocess
