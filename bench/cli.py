@@ -108,22 +108,32 @@ def _explain(exc: Exception, overrides: list[str]) -> str:
     return " ".join(text.split())
 
 
-def check_composition(argv: list[str]) -> None:
+def check_launcher(cfg: DictConfig) -> None:
+    """A Slurm sweep the cluster would refuse (or without Slurm commands): one line, before Hydra starts."""
+    if str(OmegaConf.select(cfg, "hydra.launcher._target_") or "").endswith("SlurmLauncher"):
+        from bench.slurm import check_sweep
+        check_sweep(OmegaConf.to_container(cfg.hydra.launcher, resolve=True))
+
+
+def check_composition(argv: list[str]) -> DictConfig | None:
     """Compose the command line once; raise ``BenchError`` with a one-line fix if Hydra cannot."""
     overrides, flags = _split_argv(argv)
     if flags & _SKIP_CHECK_FLAGS:
-        return
+        return None
     from hydra import compose, initialize_config_dir
 
     variant = overrides
     try:
         for variant in _compositions(overrides):
             with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-                compose(config_name="config", overrides=variant, return_hydra_config=True)
+                cfg = compose(config_name="config", overrides=variant, return_hydra_config=True)
     except (ConfigCompositionException, MissingConfigException) as exc:
         raise BenchError(_explain(exc, variant)) from exc
     except Exception as exc:  # override syntax errors and the like
         raise BenchError(" ".join(str(exc).split())) from exc
+    if flags & {"--multirun", "-m"}:
+        check_launcher(cfg)
+    return cfg
 
 
 def _cell(hydra_cfg: Any) -> str:

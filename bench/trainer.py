@@ -28,6 +28,7 @@ from optimizers.protocol import Diverged, Driver
 
 FAULT_KILL_ENV = "BENCH_FAULT_KILL_AT_STEP"  # fault injection: SIGKILL this process at that global step
 FAULT_RAISE_ENV = "BENCH_FAULT_RAISE_AT_STEP"  # fault injection: raise (a crash, e.g. out of memory) there
+FAULT_SLEEP_ENV = "BENCH_FAULT_SLEEP_PER_STEP"  # test-only slow-down: sleep this many seconds after each step
 
 
 def seed_everything(seed: int) -> None:
@@ -78,6 +79,7 @@ class Trainer:
         self.steps = min(len(workload.train_loader), steps_per_epoch or len(workload.train_loader))
         self.kill_at_step = int(os.environ.get(FAULT_KILL_ENV, "0"))
         self.raise_at_step = int(os.environ.get(FAULT_RAISE_ENV, "0"))
+        self.sleep_per_step = float(os.environ.get(FAULT_SLEEP_ENV, "0"))  # test-only (FAULT_SLEEP_ENV)
 
     def fit(self, state: TrainState, hooks: LoopHooks) -> str:
         """Train from ``state.epoch + 1`` to the last epoch; returns "finished" or "diverged"."""
@@ -120,6 +122,8 @@ class Trainer:
                 os.kill(os.getpid(), signal.SIGKILL)
             if state.step == self.raise_at_step:
                 raise RuntimeError(f"injected fault at step {state.step} ({FAULT_RAISE_ENV})")
+            if self.sleep_per_step:  # test-only (FAULT_SLEEP_ENV)
+                time.sleep(self.sleep_per_step)
         return {f"train_{key}": float(value) / examples for key, value in sums.items()}
 
     def _closure(self, inputs: torch.Tensor, targets: torch.Tensor) -> Any:
