@@ -38,6 +38,11 @@ def test_a_run_writes_one_complete_record_and_a_relaunch_skips_it(bench) -> None
     assert record["best"]["value"] == max(row["test_acc1"] for row in record["history"])
     assert record["optimizers"] == {"model": {"optim": "sgd", "class_name": "SGD", "schedule": "constant"}}
     assert f"test_acc1 {last['test_acc1']:.2f}%" in first.stdout
+    timing = record["time"]  # where the wall time went (issue 17)
+    assert {"data_s", "build_s", "train_s", "eval_s", "checkpoint_s", "first_step_s"} <= set(timing)
+    assert timing["train_examples"] == 2 * 1500 and timing["examples_per_s"] > 0
+    assert all(timing[k] > 0 for k in ("train_s", "eval_s", "checkpoint_s", "first_step_s"))
+    assert timing["train_s"] + timing["eval_s"] + timing["checkpoint_s"] <= record["wall_time_s"] + 1e-3
 
     again = bench(*TINY)
     assert "skipped" in again.stdout and len(_records(bench.results)) == 1
@@ -97,6 +102,7 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_run(bench) -> None:
     (want,) = _records(Path(bench.results).parent / "reference" / "results")
     (got,) = _records(Path(bench.results).parent / "resumed" / "results")
     assert got["resumed_at_epochs"] == [1]
+    assert got["time"]["train_examples"] == want["time"]["train_examples"] == 3 * 1500  # epoch 1 counted once
     strip = lambda rows: [{k: v for k, v in r.items() if k != "epoch_time_s"} for r in rows]  # noqa: E731
     assert strip(got["history"]) == strip(want["history"])
 
