@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from bench import checkpoint, provenance
 from bench.errors import BenchError
 from bench.identity import config_hash, protocol_summary, run_id
@@ -94,6 +96,8 @@ def _run(cfg: dict[str, Any], workload_cls: type[Workload], data: Any, store: Re
     ckpt_path = run_dir / "checkpoint.pt"
     try:
         device = pick_device(cfg["trainer"]["device"])
+        if cfg["trainer"].get("threads"):
+            torch.set_num_threads(cfg["trainer"]["threads"])
         stopwatch = Stopwatch(device)
         stopwatch.seconds["data"] = located_s
         set_deterministic(bool(cfg["trainer"]["deterministic"]))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -130,3 +131,18 @@ def test_real_cifar10_copies_are_recorded_with_their_provenance(bench, shared_da
     subprocess.run([sys.executable, "-m", "bench.tables", "--results", str(bench.results), "--out", str(out),
                     "--quiet"], cwd=ROOT, check=True)
     assert "‡" in (out / "summary.md").read_text()
+
+
+@pytest.mark.slow
+def test_parallel_launcher_budgets_threads_and_equals_a_run_alone(bench) -> None:
+    """hydra/launcher=parallel runs cells side by side with cores // n_jobs threads each (issue 17), and a
+    cell's record equals the same run launched alone with that thread count (deterministic mode)."""
+    settings = [*TINY, "trainer.deterministic=true"]
+    bench("--multirun", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "seed=0,1", *settings, home="par")
+    parallel = {r["seed"]: r for r in _records(bench.results.parent / "par" / "results")}
+    threads = max(1, (os.cpu_count() or 1) // 2)
+    assert sorted(parallel) == [0, 1] and {r["hardware"]["torch_threads"] for r in parallel.values()} == {threads}
+    bench(*settings, "seed=1", f"trainer.threads={threads}", home="alone")
+    (alone,) = _records(bench.results.parent / "alone" / "results")
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "epoch_time_s"} for r in rows]  # noqa: E731
+    assert alone["run_id"] == parallel[1]["run_id"] and strip(alone["history"]) == strip(parallel[1]["history"])
