@@ -6,7 +6,9 @@ here, once, before anything is built, so that the record shows what actually ran
 * ``debug=smoke`` (``debug.set``) is applied after the preset and the command line;
 * ``optim.per_model[<model>]`` values fill ``optim.hparams`` unless the command line set that key;
 * ``schedule=auto`` becomes the preset's ``baseline_schedule`` or ``constant`` (``bench.schedules``);
-* every parameter role of the workload gets its optimizer and schedule (``roles``).
+* every parameter role of the workload gets its optimizer and schedule (``roles``);
+* a preset's ``trainer.log_lr_every: N`` sets ``log_lr_every`` of every optimizer that has it (the
+  learning-rate-free methods: their estimated LR every N steps) unless the command line set it.
 
 What was decided, and why, is noted under ``planned`` (shown in the record, outside the run's hash:
 the resolved values themselves are hashed).
@@ -81,6 +83,10 @@ def plan_roles(cfg: dict[str, Any], roles: Iterable[str], explicit: set[str]) ->
         schedule = (_schedule(given["schedule"], baseline, optim, f"roles.{role}.schedule", notes)
                     if "schedule" in given else cfg["schedule"])
         optim.pop("sets_own_lr", None)  # used above; the resolved schedule is what the run hash needs
+        log_every = (cfg.get("trainer") or {}).get("log_lr_every")
+        if log_every and "log_lr_every" in optim["hparams"] and not explicit & {
+                "optim.hparams.log_lr_every", f"roles.{role}.optim.hparams.log_lr_every"}:
+            optim["hparams"]["log_lr_every"] = log_every
         planned[role] = {"optim": optim, "schedule": schedule}
     cfg["optim"].pop("sets_own_lr", None)
     cfg["roles"] = planned

@@ -9,8 +9,9 @@ from bench.errors import BenchError
 from bench.workloads.base import LoopHooks, Metric, TrainState, Workload
 from bench.workloads.classification import Classification
 from bench.workloads.nqm import NQM
+from bench.workloads.simclr import SimCLR
 
-WORKLOADS: dict[str, type[Workload]] = {cls.name: cls for cls in (Classification, NQM)}
+WORKLOADS: dict[str, type[Workload]] = {cls.name: cls for cls in (Classification, NQM, SimCLR)}
 
 
 def workload_class(name: str) -> type[Workload]:
