@@ -83,18 +83,28 @@ class MixupLoader:
             yield self.mixup(inputs, targets)
 
 
-class Classification(BatchWorkload):
+class ImageWorkload(BatchWorkload):
+    """A batch workload on an image dataset of the ``dataset`` group: finding it, and its record."""
+
+    data: PreparedDataset
+    used: dict[str, Any]  # what the loaders used (bench.data.build.build_loaders)
+
+    @classmethod
+    def locate_data(cls, cfg: dict[str, Any]) -> tuple[str, PreparedDataset]:
+        data = find_data(cfg["dataset"], cfg["data_root"])
+        return data.tag, data
+
+    def data_record(self) -> dict[str, Any]:
+        return data_record(self.data.meta, self.used, self.cfg["dataset"])
+
+
+class Classification(ImageWorkload):
     """Cross-entropy classification of ``dataset`` by ``model``."""
 
     name = "classification"
     primary = Metric("test_acc1", "max")
     label_smoothing: float = 0.0
     soft_loss: nn.Module | None = None  # timm's SoftTargetCrossEntropy, with workload.mixup
-
-    @classmethod
-    def locate_data(cls, cfg: dict[str, Any]) -> tuple[str, PreparedDataset]:
-        data = find_data(cfg["dataset"], cfg["data_root"])
-        return data.tag, data
 
     def __init__(self, cfg: dict[str, Any], device: torch.device, data: PreparedDataset | None = None) -> None:
         super().__init__(cfg, device)
@@ -111,9 +121,6 @@ class Classification(BatchWorkload):
         options = {k: v for k, v in cfg["model"].items() if k != "name"}
         self.model = create_model(cfg["model"]["name"], num_classes=ds["num_classes"], in_channels=ds["channels"],
                                   **options).to(device)
-
-    def data_record(self) -> dict[str, Any]:
-        return data_record(self.data.meta, self.used, self.cfg["dataset"])
 
     def loss(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         logits = model(inputs)

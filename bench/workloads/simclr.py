@@ -31,8 +31,7 @@ from bench.data.build import build_loaders
 from bench.data.cache import PreparedDataset
 from bench.errors import BenchError
 from bench.workloads.base import LoopHooks, Metric, TrainState
-from bench.workloads.batch import BatchWorkload
-from bench.workloads.classification import data_record, find_data, topk_correct
+from bench.workloads.classification import ImageWorkload, find_data, topk_correct
 from models import create_model
 from optimizers.protocol import Driver
 
@@ -138,16 +137,11 @@ class FrozenFeatureEvaluator:
         return scores
 
 
-class SimCLR(BatchWorkload):
+class SimCLR(ImageWorkload):
     """SimCLR pre-training of ``model``'s backbone on ``dataset``; linear-probe and kNN evaluation."""
 
     name = "simclr"
     primary = Metric("test_probe_acc1", "max")
-
-    @classmethod
-    def locate_data(cls, cfg: dict[str, Any]) -> tuple[str, PreparedDataset]:
-        data = find_data(cfg["dataset"], cfg["data_root"])
-        return data.tag, data
 
     def __init__(self, cfg: dict[str, Any], device: torch.device, data: PreparedDataset | None = None) -> None:
         super().__init__(cfg, device)
@@ -174,9 +168,6 @@ class SimCLR(BatchWorkload):
 
         self.criterion = NTXentLoss(temperature=w["temperature"])
         self.epoch = 0  # the epoch being evaluated: evaluator() is called once per epoch
-
-    def data_record(self) -> dict[str, Any]:
-        return data_record(self.data.meta, self.used, self.cfg["dataset"])
 
     def loss(self, model: nn.Module, inputs: Any, targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         view0, view1 = inputs
