@@ -198,6 +198,7 @@ def test_simclr_on_stl10_files_in_the_official_binary_layout(bench, tmp_path: Pa
           "trainer.progress=false", "workload.probe.epochs=2", env={"OMP_NUM_THREADS": "1"})
     (record,) = _records(bench.results)
     assert record["status"] == "finished" and record["data"]["provenance"].startswith("stl10-partial-")
+    assert record["data"]["official_md5"] is False  # generated files, not the official release
     assert record["data"]["train_examples"] == 32 and record["data"]["probe_examples"] == 16
     assert len(record["history"]) == 1 and record["history"][0]["step"] == 4  # drop_last: 32 / 8
     assert record["best"]["metric"] == "test_probe_acc1"

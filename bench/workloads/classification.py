@@ -52,6 +52,8 @@ def data_record(meta: dict[str, Any], used: dict[str, Any], ds: dict[str, Any]) 
     """The record's ``data`` block: provenance of the copy, what was used, and the pipeline."""
     keep = ("dataset", "provenance", "complete", "source", "lossy", "description", "sizes", "prepared_at")
     record = {k: meta.get(k) for k in keep}
+    if "official_md5" in meta:  # read as an official release: do its files carry the official checksums?
+        record["official_md5"] = meta["official_md5"]
     if "jpeg_filled" in meta:
         record["jpeg_filled_count"] = len(meta["jpeg_filled"])
     pipeline = {"augment": ds["augment"], "eval_augment": ds.get("eval_augment"),
