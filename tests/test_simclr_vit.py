@@ -172,9 +172,12 @@ def _records(folder: Path) -> list[dict]:
 @pytest.mark.parametrize("preset,optims", [("ps_simclr_stl10", NOT_YET), ("ps_vit_tiny_imagenet", NOT_YET),
                                             ("ps_vit_tiny_imagenet_wd", TABLE4)])
 def test_the_papers_optimizers_run_with_debug_smoke(bench, preset: str, optims: list[str]) -> None:
-    """Each optimizer of PS Table 3 (4) on the preset: finished, throughput and estimated LRs logged."""
-    bench("--multirun", f"+experiment={preset}", f"optim={','.join(optims)}", "debug=smoke",
-          "optim_protocol.hparams.log_lr_every=1", env={"OMP_NUM_THREADS": "1"})
+    """Each optimizer of PS Table 3 (4) on the preset: finished, throughput and estimated LRs logged.
+    32 px stand-in images keep this cheap (test_workloads.py runs the presets at their own size)."""
+    small = ["dataset.image_size=32"] + (["dataset.eval_augment.resize=32", "dataset.eval_augment.crop=32"]
+                                         if "vit" in preset else [])
+    bench("--multirun", f"+experiment={preset}", f"optim={','.join(optims)}", "debug=smoke", *small,
+          "optim_protocol.hparams.log_lr_every=1", env={"OMP_NUM_THREADS": "1"}, timeout=1800)
     records = {r["optim"]: r for r in _records(bench.results)}
     assert sorted(records) == sorted(optims)
     for name, record in records.items():
