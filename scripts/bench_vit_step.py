@@ -7,7 +7,8 @@ loading is not timed: both would share the loader): timm ``Mixup`` with DeiT's s
 embeddings (timm's ``param_groups_weight_decay``), and warm-up + cosine stepped per step. Ours is
 ``bench.trainer.Trainer``'s epoch over those batches (bf16 autocast on CUDA, as in a run); the bare
 loop is the few lines below (same autocast). They alternate in rounds so that both see the same
-machine load; the script prints the median seconds per step and the ratio.
+machine load; the script prints the median seconds per step (CPU: process time, GPU: wall time) and
+the ratio.
 
     python scripts/bench_vit_step.py                       # CPU: vit_tiny_cifar10 (32 px, patch 4)
     python scripts/bench_vit_step.py --preset ps_vit_tiny_imagenet_wd --batch 256   # GPU: 224 px
@@ -44,7 +45,8 @@ class Batches:
         return len(self.batches)
 
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        yield from self.batches
+        for inputs, targets in self.batches:  # copies: timm's Mixup mixes in place
+            yield inputs.clone(), targets
 
 
 def planned_config(preset: str, batch: int, device: str) -> dict[str, Any]:
@@ -89,7 +91,7 @@ def bare_timm(cfg: dict[str, Any], state: dict[str, Any], batches: list[Any], st
     def epoch() -> None:
         model.train()
         for inputs, targets in batches:
-            inputs, targets = mixup(inputs, targets)
+            inputs, targets = mixup(inputs.clone(), targets)
             with torch.autocast(**autocast):
                 loss = criterion(model(inputs), targets)
             optimizer.zero_grad(set_to_none=True)
@@ -129,13 +131,15 @@ def main() -> None:
     bare = bare_timm(cfg, workload.model.state_dict(), batches, workload.steps_per_epoch, trainer.autocast)
     print(f"{args.preset}: ViT-Tiny {size} px patch {cfg['model']['patch_size']}, batch {args.batch}, "
           f"{args.steps} steps per epoch, on {device}, threads {torch.get_num_threads()}")
+    # CPU: process time (less sensitive to other processes on a shared machine; use --threads 1); GPU: wall time
+    clock = time.perf_counter if device.type == "cuda" else time.process_time
     times: dict[str, list[float]] = {"ours": [], "timm": []}
     for round_ in range(args.rounds + 1):
         for name, epoch in (("ours", ours), ("timm", bare)):
-            started = time.perf_counter()
+            started = clock()
             epoch()
             if round_:  # round 0 warms up both
-                times[name].append((time.perf_counter() - started) / args.steps)
+                times[name].append((clock() - started) / args.steps)
     medians = {name: statistics.median(values) for name, values in times.items()}
     for name, value in medians.items():
         print(f"  {name:5s} {value * 1e3:9.1f} ms per step  ({args.batch / value:8.1f} images/s)")
