@@ -13,7 +13,7 @@ import torch
 
 from bench import PROJECT_ROOT
 
-PACKAGES = ("torch", "torchvision", "numpy", "scipy", "pandas", "hydra-core", "omegaconf", "timm",
+PACKAGES = ("torch", "torchvision", "numpy", "scipy", "pandas", "hydra-core", "omegaconf", "timm", "lightly",
             "gymnasium", "stable-baselines3", "wandb", "pillow", "scikit-learn")
 
 

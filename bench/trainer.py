@@ -1,7 +1,8 @@
 """The epoch loop of every batch workload (classification, the NQM; SimCLR and segmentation plug in).
 
 One loop for every optimizer of the five papers: CUDA when present (bf16 autocast), else CPU;
-per-epoch train/test metrics; per-parameter-group learning rates; the optimizer protocol through
+per-epoch train/test metrics and training throughput (``train_images_per_s``: dataset examples,
+so a SimCLR image counts once for its two views); per-parameter-group learning rates; the optimizer protocol through
 ``optimizers.protocol.Driver`` (which this loop never bypasses); divergence detection; a
 checkpoint after every epoch.
 
@@ -106,7 +107,7 @@ class Trainer:
         workload, model = self.workload, self.workload.model
         model.train()
         sums: dict[str, torch.Tensor] = {}
-        examples = 0
+        examples, started = 0, time.perf_counter()
         batches = tqdm(islice(workload.train_loader.epoch(epoch), self.steps), total=self.steps,
                        desc=f"epoch {epoch}", disable=None if self.progress else True, leave=False, dynamic_ncols=True)
         for i, (inputs, targets) in enumerate(batches, start=1):
@@ -130,7 +131,10 @@ class Trainer:
             if self.sleep_per_step:  # test-only (FAULT_SLEEP_ENV)
                 time.sleep(self.sleep_per_step)
         clock.count(examples)
-        return {f"train_{key}": float(value) / examples for key, value in sums.items()}
+        rows = {f"train_{key}": float(value) / examples for key, value in sums.items()}
+        # throughput of the training phase (loading, steps; the last step's loss check syncs the device)
+        rows["train_images_per_s"] = round(examples / (time.perf_counter() - started), 2)
+        return rows
 
     def _closure(self, inputs: torch.Tensor, targets: torch.Tensor) -> Any:
         """Re-evaluates the mini-batch loss (with gradients when ``backward``), for SAM/SLS."""
