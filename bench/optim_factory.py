@@ -18,6 +18,7 @@ from bench.schedules import build_schedule
 from optimizers.protocol import Driver, UnmetRequirement
 
 NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
+EXEMPT_KINDS = ("bn", "bias", "embed")  # what optim.no_weight_decay may list (see _kind)
 
 
 def optimizer_class(name: str, class_name: str) -> type[torch.optim.Optimizer]:

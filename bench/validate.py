@@ -22,6 +22,7 @@ from bench.data.augment import AUGMENTATIONS
 from bench.data.build import LOADERS
 from bench.errors import BenchError
 from bench.identity import get_dotted
+from bench.optim_factory import EXEMPT_KINDS
 from bench.schedules import SCHEDULES
 from models import available_models
 
@@ -188,7 +189,7 @@ HPARAM_RULES: dict[str, Rule] = {
 }
 
 OPTIM_RULES: dict[str, Rule] = {
-    "no_weight_decay": Rule("list", item=Rule("str", choices=("bn", "bias"))),
+    "no_weight_decay": Rule("list", item=Rule("str", choices=EXEMPT_KINDS)),
     "group_by": Rule("str", choices=("module",), optional=True),
 }
 
