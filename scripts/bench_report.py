@@ -6,7 +6,7 @@ and building every table, what ``python -m bench.tables`` does before writing) a
 build into a new folder and its rebuild (which must write nothing: idempotent). Prints the median
 seconds and the ratios to the baseline.
 
-    python scripts/bench_report.py [--records 1000] [--epochs 30] [--reps 3]
+    python scripts/bench_report.py [--records 1000] [--epochs 50] [--reps 3]
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def timed(call: Callable[[], object]) -> tuple[float, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1000)
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

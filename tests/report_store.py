@@ -31,7 +31,7 @@ KINDS = [
 LRS = {"adalip": [0.05, 0.1, 0.5], "sgd_keras": [0.01, 0.1, 1.0]}
 
 
-def record(index: int, epochs: int = 30, layers: int = 8) -> dict[str, Any]:
+def record(index: int, epochs: int = 50, layers: int = 8) -> dict[str, Any]:
     """The ``index``-th generated record (deterministic)."""
     rng = random.Random(index)
     experiment, optim, class_name, schedule, extra = KINDS[index % len(KINDS)]
@@ -77,7 +77,7 @@ def record(index: int, epochs: int = 30, layers: int = 8) -> dict[str, Any]:
     return {**out, **summarize(out)}
 
 
-def generate(root: Path, count: int, epochs: int = 30) -> ResultsStore:
+def generate(root: Path, count: int, epochs: int = 50) -> ResultsStore:
     """A store of ``count`` generated records at ``root`` (``root/runs/*.json``)."""
     store = ResultsStore(root)
     store.runs.mkdir(parents=True, exist_ok=True)

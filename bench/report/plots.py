@@ -31,7 +31,7 @@ def figure(traces: list[dict[str, Any]], title: str, xlabel: str, ylabel: str = 
            height: int = 300) -> Figure:
     """A figure with the report's layout (one place for fonts, margins and the legend)."""
     return {"data": traces, "layout": {
-        "title": {"text": title, "font": {"size": 14}}, "height": height, "hovermode": "closest",
+        "title": {"text": title, "font": {"size": 14}, "x": 0.01, "xanchor": "left"}, "height": height, "hovermode": "closest",
         "margin": {"l": 60, "r": 10, "t": 36, "b": 44}, "legend": {"font": {"size": 10}},
         "xaxis": {"title": {"text": xlabel}}, "yaxis": {"title": {"text": ylabel}, "type": "log" if log else "linear"}}}
 
