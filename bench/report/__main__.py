@@ -11,13 +11,11 @@ are gone. ``--out`` is a folder (default ``<results>/report``).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
 
 from bench.errors import BenchError, report
 from bench.report.build import build
-from bench.tables.__main__ import RESULTS_ENV
+from bench.tables.__main__ import store_arguments
 
 EXAMPLES = """examples:
   python -m bench.report                                    # results/ -> results/report/index.html
@@ -28,10 +26,7 @@ EXAMPLES = """examples:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__, epilog=EXAMPLES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results", type=Path, default=Path(os.environ.get(RESULTS_ENV) or "results"),
-                        help=f"results store (default: ${RESULTS_ENV}, else results)")
-    parser.add_argument("--out", type=Path, default=None, help="the report's folder (default: <results>/report)")
-    parser.add_argument("--specs", type=Path, default=None, help="paper table specs (default: <results>/specs)")
+    store_arguments(parser, "report")
     args = parser.parse_args(argv)
     out = args.out or args.results / "report"
     try:

@@ -47,13 +47,18 @@ def build(results: Path, specs: Path | None = None) -> tuple[list[dict[str, Any]
     return records, tables
 
 
+def store_arguments(parser: argparse.ArgumentParser, output: str) -> None:
+    """``--results``, ``--out`` (a folder, default ``<results>/<output>``) and ``--specs``."""
+    parser.add_argument("--results", type=Path, default=Path(os.environ.get(RESULTS_ENV) or "results"),
+                        help=f"results store (default: ${RESULTS_ENV}, else results)")
+    parser.add_argument("--out", type=Path, default=None, help=f"output folder (default: <results>/{output})")
+    parser.add_argument("--specs", type=Path, default=None, help="paper table specs (default: <results>/specs)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.tables", description=__doc__, epilog=EXAMPLES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results", type=Path, default=Path(os.environ.get(RESULTS_ENV) or "results"),
-                        help=f"results store (default: ${RESULTS_ENV}, else results)")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: <results>/tables)")
-    parser.add_argument("--specs", type=Path, default=None, help="paper table specs (default: <results>/specs)")
+    store_arguments(parser, "tables")
     parser.add_argument("--quiet", action="store_true", help="write the files without printing them")
     args = parser.parse_args(argv)
     try:
