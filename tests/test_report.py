@@ -119,3 +119,11 @@ def test_comparison_uses_the_interval_when_the_table_has_one() -> None:
     ours = fig["data"][1]
     assert ours["y"] == ["a", "b"] and ours["error_x"]["arrayminus"][0] == 2.0 and ours["error_x"]["array"][0] == 3.0
     json.dumps(fig)  # plain JSON for plotly.js
+
+
+def test_time_accounting_is_shown_where_present() -> None:
+    from bench.report.build import time_items
+
+    items = dict(time_items({**record(0, epochs=2), "time": {"train_s": 1.5, "eval_s": 0.25}}))
+    assert items["time.train_s"] == "1.5" and items["time.eval_s"] == "0.25" and "wall_time_s" in items
+    assert items["sum of history epoch_time_s"].endswith("over 2 evaluations")
