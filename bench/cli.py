@@ -24,6 +24,8 @@ from bench import CONF_DIR
 from bench.errors import BenchError, report
 from bench.plan import explicit_keys
 
+OmegaConf.register_new_resolver("bench_help", lambda: __import__("bench.help").help.text(), replace=True)
+
 # Hydra flags that take a value (the next argument), and flags that make composition moot.
 _VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-name", "-cn", "--config-path", "-cp",
                 "--config-dir", "-cd", "--info", "-i", "--experimental-rerun"}

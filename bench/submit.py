@@ -31,9 +31,15 @@ def _driver_command(flags: list[str], overrides: list[str]) -> list[str]:
     return [sys.executable, "-m", "bench", *flags, *launcher, *overrides]
 
 
+EXAMPLES = """examples:
+  python -m bench.submit hydra.launcher.partition=gpu +experiment=cifar100_resnet34 optim=adas seed=0,1,2,3,4
+  python -m bench.submit --partition debug --time 2-00:00:00 +experiment=adalip_mnist optim=adalip,sgd_keras"""
+
+
 def submit(argv: list[str]) -> str:
     """Check the sweep, submit its driver with sbatch and return the job id."""
-    parser = argparse.ArgumentParser(prog="python -m bench.submit", description=__doc__.split("\n\n")[1])
+    parser = argparse.ArgumentParser(prog="python -m bench.submit", description=__doc__.split("\n\n")[1],
+                                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     for key in SLURM_KEYS:
         parser.add_argument(f"--{key}", help=f"the driver job's {key} (default: hydra.launcher.{key})")
     parser.add_argument("--time", help="the driver job's time limit, e.g. 2-00:00:00 (default: the partition's)")

@@ -92,6 +92,6 @@ def test_experiment_runs_and_figure_draws(bench, tmp_path) -> None:
         assert record["data"]["provenance"] == "synthetic" and record["history"][-1]["test_loss"] > 0
         assert record["history"][-1]["schedule"]["omega"] is not None
     out = subprocess.run([sys.executable, "-m", "bench.figures", "autodrop_nqm", "--results", str(bench.results),
-                          "--out", str(tmp_path / "fig")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+                          "--out", str(tmp_path / "fig.png")], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert (tmp_path / "fig" / "autodrop_nqm.png").stat().st_size > 10_000
+    assert (tmp_path / "fig.png").stat().st_size > 10_000

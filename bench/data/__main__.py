@@ -16,8 +16,15 @@ from bench.errors import BenchError, report
 DATA_ROOT_ENV = "BENCH_DATA_ROOT"
 
 
+EXAMPLES = """examples:
+  python -m bench.data prepare cifar10 --from ../shared/data/cifar10.tar.xz   # once; runs then reuse data/
+  python -m bench.data prepare mnist --from ../shared/data/mnist.tar.xz --root /scratch/data
+  python -m bench.data verify cifar10-shared                                  # re-check its checksums"""
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench.data", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.data", description=__doc__, epilog=EXAMPLES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     prepare = commands.add_parser("prepare", help="turn an archive, folder or download into the cached format")
     prepare.add_argument("name", choices=sorted(DATASETS))

@@ -6,7 +6,14 @@ import pkgutil
 import sys
 
 import bench.figures
+from bench.figures import FORMATS
 from bench.errors import BenchError, report
+
+
+EXAMPLES = """examples:
+  python -m bench.figures adas_layers results/runs/<run_id>.json --out adas_layers.png
+  python -m bench.figures lr_estimates --experiment ps_cifar100_resnet32 --out lr_estimates.pdf
+  python -m bench.figures autodrop_nqm --results results/reference/autodrop_nqm --out autodrop_nqm.svg"""
 
 
 def available() -> list[str]:
@@ -17,8 +24,10 @@ def available() -> list[str]:
 def main(argv: list[str]) -> int:
     names = available()
     if not argv or argv[0] not in names:
-        print(f"usage: python -m bench.figures {{{','.join(names)}}} <args>  (--help after the name)")
-        return 2
+        print(f"usage: python -m bench.figures {{{','.join(names)}}} <args> --out FILE  (--help after the name)\n\n"
+              f"Figures from run records; --out is the file to write, its suffix picks the format ({', '.join(FORMATS)}).\n"
+              f"{EXAMPLES}")
+        return 0 if argv[:1] in (["--help"], ["-h"]) else 2
     try:
         importlib.import_module(f"bench.figures.{argv[0]}").main(argv[1:])
     except BenchError as exc:

@@ -1,6 +1,6 @@
 """AdaS Figure 2 style: per-conv-layer learning rate, knowledge gain and mapping condition over epochs.
 
-    python -m bench.figures adas_layers <record.json> --out fig.png
+    python -m bench.figures adas_layers <record.json> --out fig.png   (.png, .pdf or .svg)
 
 Reads the per-epoch ``history[*].optim.layers`` that ``optimizers.AdaS`` / ``optimizers.RMSGD`` log
 (``LowRankSGD.epoch_log``). Panels: (left) the learning rate each layer trained with in each epoch
@@ -16,7 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
+from bench.figures import add_out, out_path
 
+EXAMPLES = """examples:
+  python -m bench.figures adas_layers results/runs/<run_id>.json --out adas_layers.png
+  python -m bench.figures adas_layers results/runs/<run_id>.json --out adas_layers.pdf   # suffix: format"""
 PANELS = (("lr", "learning rate $\\eta(t,\\ell)$", "log"), ("kg", "knowledge gain $\\bar{G}(t,\\ell)$", "linear"),
           ("condition", "mapping condition $\\bar{C}(t,\\ell)$", "log"))
 
@@ -67,11 +71,13 @@ def plot(record: dict[str, Any], out: Path) -> None:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.figures adas_layers", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.figures adas_layers", description=__doc__.splitlines()[0],
+                                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("record", type=Path, help="a run record (results/runs/<run_id>.json)")
-    parser.add_argument("--out", type=Path, required=True, help="PNG to write")
+    add_out(parser, None)
     args = parser.parse_args(argv)
+    out = out_path(args.out)
     if not args.record.is_file():
         raise BenchError(f"no record at {args.record}; pass a results/runs/<run_id>.json file")
-    plot(json.loads(args.record.read_text()), args.out)
-    print(f"wrote {args.out}")
+    plot(json.loads(args.record.read_text()), out)
+    print(f"wrote {out}")

@@ -1,6 +1,6 @@
 """AutoDrop Figures 1 and 3 on the noisy quadratic model, from the records of ``+experiment=autodrop_nqm``.
 
-    python -m bench.figures autodrop_nqm [--results results] [--out figures]
+    python -m bench.figures autodrop_nqm [--results results] [--out autodrop_nqm.png]
 
 Panels, against GD iterations: the noiseless loss 0.5 x^T A x (log scale), the angular velocity
 (per-iteration angles averaged over each 20-iteration window) and the learning rate. Constant-LR
@@ -13,9 +13,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench.errors import BenchError
+from bench.figures import add_out, out_path
 from bench.records import upgrade
 
 EXPERIMENT = "autodrop_nqm"
+EXAMPLES = """examples:
+  python -m bench.figures autodrop_nqm --out autodrop_nqm.png
+  python -m bench.figures autodrop_nqm --results results/reference/autodrop_nqm --out nqm.pdf   # suffix: format"""
 
 
 def load_records(results: Path, experiment: str = EXPERIMENT) -> list[dict[str, Any]]:
@@ -64,21 +69,21 @@ def draw(records: list[dict[str, Any]], out: Path) -> Path:
     for ax in axes:
         ax.legend(fontsize=8)
     fig.tight_layout()
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "autodrop_nqm.png"
-    fig.savefig(path, dpi=120)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
     plt.close(fig)
-    return path
+    return out
 
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.figures autodrop_nqm", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results", type=Path, default=Path("results"))
-    parser.add_argument("--out", type=Path, default=Path("figures"))
+                                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", type=Path, default=Path("results"), help="results store (holds runs/*.json)")
+    add_out(parser, "autodrop_nqm.png")
     args = parser.parse_args(argv)
+    out = out_path(args.out)
     records = load_records(args.results)
     if not records:
-        raise SystemExit(f"no finished {EXPERIMENT} records under {args.results}/runs; run the commands in "
+        raise BenchError(f"no finished {EXPERIMENT} records under {args.results}/runs; run the commands in "
                          f"conf/experiment/{EXPERIMENT}.yaml first")
-    print(f"wrote {draw(records, args.out)} from {len(records)} runs")
+    print(f"wrote {draw(records, out)} from {len(records)} runs")

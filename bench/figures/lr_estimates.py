@@ -21,10 +21,14 @@ from typing import Any
 
 import matplotlib
 
+EXAMPLES = """examples:
+  python -m bench.figures lr_estimates --experiment ps_cifar100_resnet32 --out lr_estimates.png
+  python -m bench.figures lr_estimates --dataset cifar100 --model resnet32 --out lr.pdf   # suffix: format"""
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from bench.errors import BenchError, report  # noqa: E402
+from bench.figures import add_out, out_path  # noqa: E402
 from bench.records import ResultsStore  # noqa: E402
 
 
@@ -82,20 +86,22 @@ def plot(records: list[dict[str, Any]], out: Path, title: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.figures lr_estimates", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.figures lr_estimates", description=__doc__.split("\n")[0],
+                                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", default="results", help="results store (holds runs/*.json)")
     parser.add_argument("--dataset")
     parser.add_argument("--model")
     parser.add_argument("--experiment")
-    parser.add_argument("--out", default="lr_estimates.png")
+    add_out(parser, "lr_estimates.png")
     args = parser.parse_args(argv)
+    out = out_path(args.out)
     records = select(ResultsStore(args.results), args.dataset, args.model, args.experiment)
     if not records:
         report(BenchError(f"no run record with an estimated learning rate in {args.results}/runs matches; "
                           "run an LR-free optimizer first, e.g. python -m bench optim=ps_dasgd"))
         sys.exit(BenchError.exit_code)
     title = " / ".join(v for v in (args.experiment, args.dataset, args.model) if v) or "all runs"
-    print(f"wrote {plot(records, Path(args.out), title)} ({len(records)} runs)")
+    print(f"wrote {plot(records, out, title)} ({len(records)} runs)")
 
 
 if __name__ == "__main__":

@@ -11,16 +11,22 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from bench import PROJECT_ROOT
 from bench.errors import BenchError, report
 from bench.records import ResultsStore
 from bench.tables import adalip
-from bench.tables.build import paper_table, summary
+from bench.tables.build import Table, paper_table, summary
 
 # Paper tables whose aggregation is not "mean ± std over seeds" (see results/specs/ for those).
 CUSTOM_TABLES = (adalip.render,)
 RESULTS_ENV = "BENCH_RESULTS_DIR"
+EXAMPLES = """examples:
+  python -m bench.tables                                   # results/runs -> results/tables/*.{md,csv}
+  python -m bench.tables --quiet                           # write without printing
+  python -m bench.tables --results /scratch/results --out /tmp/tables   # another store, --out: a folder
+  python -m bench.report                                   # the same tables as HTML, with figures and runs"""
 
 
 def store_or_checkout(results: Path, name: str) -> Path:
@@ -29,23 +35,35 @@ def store_or_checkout(results: Path, name: str) -> Path:
     return own if own.is_dir() else PROJECT_ROOT / "results" / name
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.tables", description=__doc__)
+def build(results: Path, specs: Path | None = None) -> tuple[list[dict[str, Any]], list[Table]]:
+    """The records of the store at ``results`` and every table built from them (the summary first)."""
+    if not results.is_dir():
+        raise BenchError(f"no results store at {results}; pass --results <dir> or run python -m bench first")
+    records = list(ResultsStore(results))
+    specs = specs or store_or_checkout(results, "specs")
+    published = store_or_checkout(results, "published")
+    tables = [summary(records)] + [paper_table(p, published, records) for p in sorted(specs.glob("*.yaml"))]
+    tables += [table for render in CUSTOM_TABLES for table in render(records, published)]
+    return records, tables
+
+
+def store_arguments(parser: argparse.ArgumentParser, output: str) -> None:
+    """``--results``, ``--out`` (a folder, default ``<results>/<output>``) and ``--specs``."""
     parser.add_argument("--results", type=Path, default=Path(os.environ.get(RESULTS_ENV) or "results"),
                         help=f"results store (default: ${RESULTS_ENV}, else results)")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: <results>/tables)")
+    parser.add_argument("--out", type=Path, default=None, help=f"output folder (default: <results>/{output})")
     parser.add_argument("--specs", type=Path, default=None, help="paper table specs (default: <results>/specs)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.tables", description=__doc__, epilog=EXAMPLES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    store_arguments(parser, "tables")
     parser.add_argument("--quiet", action="store_true", help="write the files without printing them")
     args = parser.parse_args(argv)
     try:
-        if not args.results.is_dir():
-            raise BenchError(f"no results store at {args.results}; pass --results <dir> or run python -m bench first")
-        records = list(ResultsStore(args.results))
-        specs = args.specs or store_or_checkout(args.results, "specs")
-        published = store_or_checkout(args.results, "published")
+        records, tables = build(args.results, args.specs)
         out = args.out or args.results / "tables"
-        tables = [summary(records)] + [paper_table(p, published, records) for p in sorted(specs.glob("*.yaml"))]
-        tables += [table for render in CUSTOM_TABLES for table in render(records, published)]
         for table in tables:
             table.write(out)
             if not args.quiet:

@@ -158,6 +158,11 @@ def _pair(ours: float | None, paper: float | None) -> list[str]:
     return [show(ours), show(paper), delta]
 
 
+def _run_ids(records: Iterable[Record], label: str) -> list[str]:
+    """The ids of the runs of the optimizer shown as ``label``."""
+    return sorted(r["run_id"] for r in records if LABELS.get(r["optim"], r["optim"]) == label)
+
+
 def render(records: Iterable[Record], published_dir: Path = PUBLISHED) -> list[Any]:
     """Tables 2-5 as ``bench.tables.build.Table``s, ours beside the paper's values (read from
     ``published_dir``, the same folder as the spec-driven tables).
@@ -179,10 +184,13 @@ def render(records: Iterable[Record], published_dir: Path = PUBLISHED) -> list[A
         tables.append(Table(f"adalip_table{number}", f"AdaLip Table {number}: {DATASETS[dataset]} training "
                             f"accuracy over the LR grid{marks(subset)}", ["optimizer", "row", "ours", "paper", "Δ"],
                             rows, [f"Runs: {len(subset)} finished or diverged records of adalip_{dataset}. "
-                                   "Protocol and open choices: bench/tables/adalip.py.", MARKS_LEGEND]))
+                                   "Protocol and open choices: bench/tables/adalip.py.", MARKS_LEGEND],
+                            [_run_ids(subset, label) for label in paper for _ in ROWS]))
     ours5, paper5 = table5_test_accuracy(records), published(5, published_dir)
     rows = [[label, ds, *_pair(ours5.get(label, {}).get(ds), value)]
             for label, by_ds in paper5.items() for ds, value in by_ds.items()]
+    runs = [_run_ids([r for r in records if DATASETS.get(r["dataset"]) == ds], label)
+            for label, by_ds in paper5.items() for ds in by_ds]
     tables.append(Table("adalip_table5", f"AdaLip Table 5: best test accuracy over the LR grid{marks(records)}",
-                        ["optimizer", "dataset", "ours", "paper", "Δ"], rows, [MARKS_LEGEND]))
+                        ["optimizer", "dataset", "ours", "paper", "Δ"], rows, [MARKS_LEGEND], runs))
     return tables

@@ -26,6 +26,7 @@ class Table:
     columns: list[str]
     rows: list[list[str]]
     notes: list[str] = field(default_factory=list)
+    runs: list[list[str]] = field(default_factory=list)  # the run ids behind each row (the report links them)
 
     def markdown(self) -> str:
         lines = [f"## {self.title}", "", "| " + " | ".join(self.columns) + " |",
@@ -53,7 +54,7 @@ def summary(records: list[dict[str, Any]]) -> Table:
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
         groups[cell_key(record)].append(record)
-    rows = []
+    rows, runs = [], []
     for group in groups.values():
         first = group[0]
         metric, mode = first["primary"]["metric"], first["primary"]["mode"]
@@ -67,11 +68,12 @@ def summary(records: list[dict[str, Any]]) -> Table:
             (first.get("data") or {}).get("provenance", "?"), f"{metric} {'↑' if mode == 'max' else '↓'}",
             cell.text(), fmt(best.mean), str(cell.n), str(cell.diverged), str(sum(r["status"] == "failed" for r in group)),
         ])
-    rows.sort()
+        runs.append(sorted(r["run_id"] for r in group))
+    rows, runs = map(list, zip(*sorted(zip(rows, runs)))) if rows else ([], [])
     return Table("summary", "All runs: each workload's primary metric at the last evaluation, mean ± std over seeds",
                  ["experiment", "workload", "dataset", "model", "optim", "schedule", "epochs", "protocol", "data",
                   "metric", "final", "best (mean)", "n", "diverged", "failed"], rows,
-                 [MARKS_LEGEND, "↑ higher is better, ↓ lower is better; best: the best evaluation of each run."])
+                 [MARKS_LEGEND, "↑ higher is better, ↓ lower is better; best: the best evaluation of each run."], runs)
 
 
 def paper_table(spec_path: Path, published_dir: Path, records: list[dict[str, Any]]) -> Table:
@@ -81,13 +83,15 @@ def paper_table(spec_path: Path, published_dir: Path, records: list[dict[str, An
         published = list(csv.DictReader(handle))
     keys = [k for k in published[0] if k not in ("mean", "std")]
     counted = [r for r in records if r["status"] in COUNTED]
-    rows = []
+    rows, runs = [], []
     for row in published:
         criteria: dict[str, Any] = {}
         for key in keys:
             criteria.update(spec["match"].get(key, {}).get(row[key], {}))
         epoch = int(row[spec["at_epoch"]]) if spec.get("at_epoch") else None
-        cell = _cell([r for r in counted if matches(r, criteria)], spec["metric"], epoch)
+        members = [r for r in counted if matches(r, criteria)]
+        runs.append(sorted(r["run_id"] for r in members))
+        cell = _cell(members, spec["metric"], epoch)
         paper = float(row["mean"]) if row["mean"] else None
         paper_text = fmt(paper) + (f" ± {row['std']}" if row.get("std") else "")
         delta = fmt(cell.mean - paper) if cell.mean is not None and paper is not None else "-"
@@ -95,4 +99,4 @@ def paper_table(spec_path: Path, published_dir: Path, records: list[dict[str, An
     notes = [f"Source: {spec['paper']}. 'ours' reads `{spec['metric']}`"
              + (f" at the epoch in column `{spec['at_epoch']}`" if spec.get("at_epoch") else " at the last epoch")
              + "; Δ = ours − paper; '-' = no runs yet.", MARKS_LEGEND]
-    return Table(spec_path.stem, spec["title"], keys + ["ours", "n", "paper", "Δ"], rows, notes)
+    return Table(spec_path.stem, spec["title"], keys + ["ours", "n", "paper", "Δ"], rows, notes, runs)
