@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import checkpoint, provenance
+from bench.early_stop import EarlyStop, early_stop, stopped_early
 from bench.errors import BenchError
 from bench.identity import config_hash, protocol_summary, run_id
 from bench.optim_factory import build_driver, check_optimizers
@@ -52,6 +53,7 @@ def execute(cfg: dict[str, Any], sweep: bool = False, explicit: Iterable[str] = 
     cfg = plan(cfg, workload_cls.roles, explicit)
     validate(cfg)
     check_optimizers(cfg)
+    stop_rule = early_stop(cfg, workload_cls)
     store = ResultsStore(cfg["results_dir"])
     store.check_writable()
     data_tag, data = workload_cls.locate_data(cfg)
@@ -69,11 +71,11 @@ def execute(cfg: dict[str, Any], sweep: bool = False, explicit: Iterable[str] = 
             print(f"skipped {rid}: a {done['status']} record exists at {store.path(done['run_id'])} "
                   "(force=true reruns it)")
             return Outcome(rid, "skipped", store.path(done["run_id"]), done)
-        return _run(cfg, workload_cls, data, store, digest, run_dir, sweep)
+        return _run(cfg, workload_cls, data, store, digest, run_dir, sweep, stop_rule)
 
 
 def _run(cfg: dict[str, Any], workload_cls: type[Workload], data: Any, store: ResultsStore, digest: str,
-         run_dir: Path, sweep: bool) -> Outcome:
+         run_dir: Path, sweep: bool, stop_rule: EarlyStop | None = None) -> Outcome:
     """Build the run (any failure: one error line, nothing written), train it, and record it."""
     rid = run_dir.name
     base = {
@@ -131,7 +133,8 @@ def _run(cfg: dict[str, Any], workload_cls: type[Workload], data: Any, store: Re
             logger.log(row)
 
     try:
-        status = workload.train(driver, state, LoopHooks(on_epoch_end=save_checkpoint, log_epoch=log_epoch))
+        hooks = LoopHooks(on_epoch_end=save_checkpoint, log_epoch=log_epoch, early_stop=stop_rule)
+        status = "finished" if stopped_early(state.history) else workload.train(driver, state, hooks)
         record = {**base, "status": status, "history": state.history, "resumed_at_epochs": resumed, "error": None}
     except BenchError:
         raise

@@ -95,7 +95,7 @@ def test_rmsgd_paper_branch_rule_by_hand():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Conv2d(4, 4, 1), nn.Conv2d(4, 4, 3),
                           nn.Flatten(), nn.Linear(4, 2))
     beta, gamma = 0.98, 0.98
-    opt = RMSGD(model.parameters(), lr=LR, beta=beta, gamma=gamma, step_size=1)
+    opt = RMSGD(model.parameters(), lr=LR, beta=beta)    # the branch's zeta decay: x0.98 every epoch
     assert [entry["shape"][2] for entry in opt.epoch_log()["layers"]] == [3, 3]    # 1x1 not analysed
     # layer 0 learns from t = 1 on; layer 1 stays at gain 0 (not ready) through t = 2
     mock_gains(opt, lambda t, j: ((0.2 * t, 0.2 * t) if j == 0 else (0.0, 0.0) if t < 3 else (0.1, 0.1)))
@@ -152,7 +152,7 @@ def test_resnet18_grouping():
     assert lr_of(adas, model.layer2[1].bn1.bias) == pytest.approx(slot(8))
     fc = BETA * LR + 0.002 * 20                                    # last conv's output gain
     assert lr_of(adas, model.linear.weight) == lr_of(adas, model.linear.bias) == pytest.approx(fc)
-    rms = RMSGD(model.parameters(), lr=LR, beta=BETA, step_size=None)
+    rms = RMSGD(model.parameters(), lr=LR, beta=BETA, zeta_decay_gamma=1.0)
     slot = two_epochs(rms)                                         # shortcut 1x1 convs not analysed
     assert len(rms.analysed) == 17
     assert lr_of(rms, model.layer2[0].shortcut[0].weight) == pytest.approx(slot(6))  # = layer2[0].conv2
