@@ -12,6 +12,11 @@ VOLATILE_KEYS = (
     "trainer.divergence_check_every", "trainer.keep_checkpoint",
 )
 
+# Options added after runs were recorded and part of no paper's protocol, with their "off" value:
+# left out of the hash while off (adding one never renames the runs that predate it); on, each is a
+# deviation from the protocol (``protocol_deviations``).
+LATER_OPTIONS: dict[str, Any] = {"trainer.early_stop": None}
+
 
 def get_dotted(config: dict[str, Any], key: str, default: Any = None) -> Any:
     node: Any = config
@@ -34,7 +39,8 @@ def _without(config: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 
 def config_hash(config: dict[str, Any], data_tag: str) -> str:
     """SHA-256 of the result-relevant config plus the data provenance tag."""
-    payload = {"config": _without(config, VOLATILE_KEYS), "data": data_tag}
+    off = tuple(key for key, value in LATER_OPTIONS.items() if get_dotted(config, key, value) == value)
+    payload = {"config": _without(config, VOLATILE_KEYS + off), "data": data_tag}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -49,14 +55,12 @@ def run_id(config: dict[str, Any], digest: str) -> str:
 
 
 def protocol_deviations(config: dict[str, Any]) -> dict[str, list[Any]]:
-    """Keys whose value differs from the protocol's reference values, and optimizer hyper-parameters
-    that differ from the optimizer's paper values (``bench.plan``): ``{key: [reference, actual]}``."""
-    reference = config.get("protocol", {}).get("reference") or {}
-    deviations = {
-        key: [expected, get_dotted(config, key)]
-        for key, expected in reference.items()
-        if get_dotted(config, key) != expected
-    }
+    """Keys whose value differs from the protocol's reference values (``LATER_OPTIONS`` switched on
+    included), and optimizer hyper-parameters that differ from the optimizer's paper values
+    (``bench.plan``): ``{key: [reference, actual]}``."""
+    reference = {**LATER_OPTIONS, **(config.get("protocol", {}).get("reference") or {})}
+    deviations = {key: [expected, actual] for key, expected in reference.items()
+                  if (actual := get_dotted(config, key, LATER_OPTIONS.get(key))) != expected}
     return {**deviations, **(config.get("planned") or {}).get("hparam_deviations", {})}
 
 

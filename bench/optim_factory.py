@@ -14,6 +14,7 @@ from torch import nn
 
 import optimizers
 from bench.errors import BenchError
+from bench.probes import build_probes
 from bench.schedules import build_schedule
 from optimizers.protocol import Driver, UnmetRequirement
 
@@ -97,7 +98,8 @@ def check_optimizers(cfg: dict[str, Any]) -> None:
 
 
 def build_driver(workload: Any, cfg: dict[str, Any]) -> Driver:
-    """One optimizer and schedule per workload role (``cfg["roles"]``, planned by ``bench.plan``)."""
+    """One optimizer and schedule per workload role (``cfg["roles"]``, planned by ``bench.plan``), and the
+    ``probe`` config's probes (``bench.probes``)."""
     trainer = cfg["trainer"]
     modules = workload.role_modules()
     roles = {}
@@ -106,6 +108,7 @@ def build_driver(workload: Any, cfg: dict[str, Any]) -> Driver:
         roles[role] = (optimizer, build_schedule(optimizer, trainer["epochs"], workload.steps_per_epoch,
                                                  **settings["schedule"]))
     try:
-        return Driver(roles, provides=workload.provides, loop=f"the {workload.name} workload's loop")
+        return Driver(roles, provides=workload.provides, loop=f"the {workload.name} workload's loop",
+                      probes=build_probes(cfg.get("probe"), modules))
     except UnmetRequirement as exc:
         raise BenchError(str(exc)) from exc

@@ -22,6 +22,8 @@ Record schema (``schema: 2``)::
     time          where the wall time went (bench.timing): data_s, build_s, train_s (without
                   evaluation), eval_s, checkpoint_s, first_step_s, train_<unit> and <unit>_per_s
                   (examples, or environment steps for RL), summed over a resumed run's segments
+    stopped_early null, or the event of ``trainer.early_stop`` that ended the run (``bench.early_stop``:
+                  epoch, best, best_epoch, epochs_without_improvement, metric, patience, threshold)
     wall_time_s, started_at, finished_at, resumed_at_epochs, error (for failed runs)
 
 Schema-1 records (before workloads) are read through ``upgrade``: they gain the schema-2 fields, and
@@ -40,6 +42,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from bench.early_stop import KEY as EARLY_STOP_KEY
 from bench.errors import BenchError
 from bench.identity import config_hash
 
@@ -64,14 +67,15 @@ def _point(row: dict[str, Any], metric: str) -> dict[str, Any]:
 
 
 def summarize(record: dict[str, Any]) -> dict[str, Any]:
-    """``final``, ``best`` and ``last`` of a record from its history and primary metric."""
+    """``final``, ``best``, ``last`` and ``stopped_early`` of a record from its history and primary metric."""
     metric, mode = record["primary"]["metric"], record["primary"]["mode"]
+    stopped = next((row[EARLY_STOP_KEY] for row in record["history"] if EARLY_STOP_KEY in row), None)
     scored = [row for row in record["history"] if row.get(metric) is not None]
     if not scored:
-        return {"final": None, "best": None, "last": None}
+        return {"final": None, "best": None, "last": None, "stopped_early": stopped}
     pick = max if mode == "max" else min
     return {"final": _point(scored[-1], metric), "best": _point(pick(scored, key=lambda r: r[metric]), metric),
-            "last": scored[-1]}
+            "last": scored[-1], "stopped_early": stopped}
 
 
 def _set(config: dict[str, Any], dotted: str, value: Any) -> None:

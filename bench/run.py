@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from bench import checkpoint, provenance
+from bench.early_stop import EarlyStop, early_stop, stopped_early
 from bench.errors import BenchError
 from bench.identity import config_hash, protocol_summary, run_id
 from bench.lock import run_lock
@@ -55,6 +56,7 @@ def execute(cfg: dict[str, Any], sweep: bool = False, explicit: Iterable[str] = 
     cfg = plan(cfg, workload_cls.roles, explicit)
     validate(cfg)
     check_optimizers(cfg)
+    stop_rule = early_stop(cfg, workload_cls)
     store = ResultsStore(cfg["results_dir"])
     store.check_writable()
     located = time.perf_counter()
@@ -74,11 +76,11 @@ def execute(cfg: dict[str, Any], sweep: bool = False, explicit: Iterable[str] = 
             print(f"skipped {rid}: a {done['status']} record exists at {store.path(done['run_id'])} "
                   "(force=true reruns it)")
             return Outcome(rid, "skipped", store.path(done["run_id"]), done)
-        return _run(cfg, workload_cls, data, store, digest, run_dir, sweep, located)
+        return _run(cfg, workload_cls, data, store, digest, run_dir, sweep, located, stop_rule)
 
 
 def _run(cfg: dict[str, Any], workload_cls: type[Workload], data: Any, store: ResultsStore, digest: str,
-         run_dir: Path, sweep: bool, located_s: float) -> Outcome:
+         run_dir: Path, sweep: bool, located_s: float, stop_rule: EarlyStop | None = None) -> Outcome:
     """Build the run (any failure: one error line, nothing written), train it, and record it;
     ``located_s``: the seconds spent finding or preparing its data."""
     rid = run_dir.name
@@ -144,8 +146,8 @@ def _run(cfg: dict[str, Any], workload_cls: type[Workload], data: Any, store: Re
             logger.log(row)
 
     try:
-        hooks = LoopHooks(on_epoch_end=save_checkpoint, log_epoch=log_epoch, clock=stopwatch)
-        status = workload.train(driver, state, hooks)
+        hooks = LoopHooks(on_epoch_end=save_checkpoint, log_epoch=log_epoch, clock=stopwatch, early_stop=stop_rule)
+        status = "finished" if stopped_early(state.history) else workload.train(driver, state, hooks)
         record = {**base, "status": status, "history": state.history, "resumed_at_epochs": resumed, "error": None}
     except BenchError:
         raise

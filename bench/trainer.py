@@ -99,7 +99,8 @@ class Trainer:
                 metrics = self.evaluate()
             row: dict[str, Any] = {"epoch": epoch, "step": state.step, **lrs, **train, **metrics,
                                    **driver_logs(self.driver), "epoch_time_s": round(time.perf_counter() - started, 3)}
-            hooks.epoch_done(state, row)
+            if hooks.epoch_done(state, row):
+                break   # trainer.early_stop (bench.early_stop); the row says so
         return "finished"
 
     def _train_epoch(self, epoch: int, state: TrainState, clock: Stopwatch) -> dict[str, float]:

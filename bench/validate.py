@@ -23,8 +23,10 @@ from bench.data.build import LOADERS
 from bench.errors import BenchError
 from bench.identity import get_dotted
 from bench.optim_factory import EXEMPT_KINDS
+from bench.probes import PROBES
 from bench.schedules import SCHEDULES
 from models import available_models
+from optimizers.lowrank_metrics import SVD_METHODS, TALL_MODES
 
 _MISSING = object()
 
@@ -142,6 +144,9 @@ RULES: dict[str, Rule] = {
     "trainer.progress": BOOL,
     "trainer.divergence_check_every": POSITIVE,
     "trainer.keep_checkpoint": BOOL,
+    "trainer.early_stop.metric": Rule("str"),
+    "trainer.early_stop.patience": POSITIVE,
+    "trainer.early_stop.threshold": NON_NEGATIVE,
     "dataset.root": Rule("folder", optional=True),
     "dataset.source": Rule("path", optional=True),
     "dataset.download": BOOL,
@@ -161,6 +166,11 @@ RULES: dict[str, Rule] = {
     "workload.noise": Rule("str", choices=("identity", "inverse_curvature")),
     "workload.noise_scale": NON_NEGATIVE,
     "workload.steps_per_epoch": POSITIVE,
+    "probe.name": Rule("str", choices=lambda: sorted(PROBES)),
+    "probe.p": Rule("int", choices=(1, 2)),
+    "probe.linear": BOOL,
+    "probe.tall": Rule("str", choices=TALL_MODES),
+    "probe.svd": Rule("str", choices=SVD_METHODS),
     "logger.wandb.enabled": BOOL,
     "logger.wandb.mode": Rule("str", choices=("offline", "online", "disabled")),
     "logger.wandb.project": Rule("str"),

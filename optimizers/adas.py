@@ -19,7 +19,8 @@ the knowledge gain (Eq. 3, p = 1) of the EVBMF low-rank part of the mode-3/4 unf
     velocity from 0, first delta ``lr``; layers whose gain is still 0 are held at ``lr`` (with the
     wheel's skip-while-removing quirk); floor 0; every non-conv parameter, the classifier included,
     takes the LR of the parameter before it (``linear=True``: 2-D weights get their own gain); tall
-    unfoldings transposed; ``gamma``/``step_size`` decay zeta.
+    unfoldings transposed; ``zeta_decay_gamma``/``zeta_decay_step`` decay zeta (the wheel's
+    ``gamma``/``step_size``; off by default there and here).
 ``"paper_text"``
     Eq. (8) literally: eta starts at ``lr``, ``G(0) = 0`` so after epoch 1 ``eta = beta lr + zeta
     G_1``; floor 0; the paper's momentum form ``v = alpha v - eta g`` (A4); classifier as the code.
@@ -51,7 +52,8 @@ class AdaS(LowRankSGD):
         momentum, dampening, weight_decay, nesterov: of the inner SGD (coupled L2 on all params).
         variant: "paper_code" | "pypi" | "paper_text" (module docstring).
         min_lr: floor of the LRs; None takes the variant's (1e-20 paper_code, else 0).
-        gamma, step_size: multiply zeta by gamma every step_size epochs (pypi only has it; off).
+        zeta_decay_gamma, zeta_decay_step: multiply zeta by gamma every step epochs (the wheel's
+            ``gamma``/``step_size``); None takes the variant's (off in every variant).
         linear: analyse 2-D weights too ("pypi" semantics).
         tall: "transpose" | "reference" for tall unfoldings; None takes the variant's.
         scale_invariant: scale-invariant EVBMF search (``lowrank_metrics``); False = reference.
@@ -62,13 +64,13 @@ class AdaS(LowRankSGD):
     def __init__(self, params: Any, lr: float = 0.03, beta: float = 0.8, zeta: float = 1.0, p: int = 1,
                  momentum: float = 0.9, dampening: float = 0.0, weight_decay: float = 0.0,
                  nesterov: bool = False, variant: str = "paper_code", min_lr: float | None = None,
-                 gamma: float = 1.0, step_size: int | None = None, linear: bool = False,
+                 zeta_decay_gamma: float | None = None, zeta_decay_step: int | None = None, linear: bool = False,
                  tall: str | None = None, scale_invariant: bool = False, svd: str = "gram") -> None:
         check_choice("variant", variant, VARIANTS)
-        semantics = VARIANTS[variant].override(floor=min_lr, tall=tall)
+        semantics = VARIANTS[variant].override(floor=min_lr, tall=tall, zeta_decay_gamma=zeta_decay_gamma,
+                                               zeta_decay_step=zeta_decay_step)
         if linear and semantics.fc_rule == "last_conv_out":
             raise ValueError("linear=True (own gain for 2-D weights) belongs to variant 'pypi'")
         super().__init__(params, semantics, lr, beta, zeta,
-                         p, momentum, dampening, weight_decay, nesterov, gamma, step_size, linear,
-                         scale_invariant, svd)
+                         p, momentum, dampening, weight_decay, nesterov, linear, scale_invariant, svd)
         self.variant = variant

@@ -378,6 +378,19 @@ def unfoldings(weight: Tensor) -> list[Tensor]:
 MODE_NAMES = {2: ("",), 4: ("in_", "out_")}
 
 
+def short(value: Any) -> Any:
+    """A float to 7 significant digits (float32 precision) for the run record; others unchanged."""
+    return float(f"{value:.7g}") if isinstance(value, float) else value
+
+
+def layer_log(index: int, weight: Tensor, metrics: dict[str, Any]) -> dict[str, Any]:
+    """One analysed layer in a run record: its position in ``model.parameters()``, its shape and
+    its metrics (7 digits; ``*failed`` flags only when set)."""
+    entry: dict[str, Any] = {"index": index, "shape": list(weight.shape)}
+    entry.update({k: short(v) for k, v in metrics.items() if not (k.endswith("failed") and not v)})
+    return entry
+
+
 class LowRankMetrics:
     """Per-layer low-rank metrics of a list of 4-D (conv) or 2-D (linear) weights, batched by shape.
 

@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-from optimizers.lowrank_metrics import LowRankMetrics
+from optimizers.lowrank_metrics import LowRankMetrics, layer_log, short
 from optimizers.torch_compat import KeepsAttributes
 
 FC = "fc"   # source tag: the AdaS-code classifier learning rate
@@ -59,15 +59,12 @@ class Semantics:
     momentum_form: str = "pytorch"     # "pytorch" (codes) | "sutskever" (papers' v = m v - eta g)
     tall: str = "transpose"            # lowrank_metrics.TALL_MODES
     fallback: str = "previous_epoch"   # failed factorisation: "previous_epoch" | "previous_layer"
+    zeta_decay_gamma: float = 1.0      # zeta <- gamma zeta every zeta_decay_step epochs (1: no decay)
+    zeta_decay_step: int | None = None  # (RMSGD paper branch: 0.98 every epoch, its released configs)
 
     def override(self, **values: Any) -> Semantics:
         """A copy with the given fields replaced; ``None`` values keep the variant's."""
         return replace(self, **{k: v for k, v in values.items() if v is not None})
-
-
-def _short(value: Any) -> Any:
-    """A float to 7 significant digits (float32 precision) for the run record; others unchanged."""
-    return float(f"{value:.7g}") if isinstance(value, float) else value
 
 
 def _is_close_zero(value: float) -> bool:
@@ -79,16 +76,17 @@ class LowRankSGD(KeepsAttributes, torch.optim.Optimizer):
 
     def __init__(self, params: Any, semantics: Semantics, lr: float, beta: float, zeta: float = 1.0,
                  p: int = 1, momentum: float = 0.9, dampening: float = 0.0, weight_decay: float = 0.0,
-                 nesterov: bool = False, gamma: float = 1.0, step_size: int | None = None,
-                 linear: bool = False, scale_invariant: bool = False, svd: str = "gram") -> None:
+                 nesterov: bool = False, linear: bool = False, scale_invariant: bool = False,
+                 svd: str = "gram") -> None:
         if lr <= 0.0:
             raise ValueError(f"lr must be > 0, got {lr}")
         if not 0.0 <= beta < 1.0:
             raise ValueError(f"beta must lie in [0, 1), got {beta}")
+        gamma, step = semantics.zeta_decay_gamma, semantics.zeta_decay_step
         if momentum < 0.0 or weight_decay < 0.0 or zeta < 0.0 or gamma < 0.0:
-            raise ValueError("momentum, weight_decay, zeta and gamma must be >= 0")
-        if step_size is not None and step_size <= 0:
-            raise ValueError(f"step_size must be a positive number of epochs or null, got {step_size}")
+            raise ValueError("momentum, weight_decay, zeta and zeta_decay_gamma must be >= 0")
+        if step is not None and step <= 0:
+            raise ValueError(f"zeta_decay_step must be a positive number of epochs or null, got {step}")
         if nesterov and (momentum <= 0 or dampening != 0 or semantics.momentum_form != "pytorch"):
             raise ValueError("nesterov needs momentum > 0, dampening 0 and momentum_form 'pytorch'")
         if semantics.momentum_form == "sutskever" and dampening != 0:
@@ -99,7 +97,7 @@ class LowRankSGD(KeepsAttributes, torch.optim.Optimizer):
         for group in self.param_groups:
             if group["lr"] != lr:
                 raise ValueError("per-group lr is not supported: the per-layer LRs start from `lr`")
-        self.semantics, self.beta, self.gamma, self.step_size = semantics, beta, gamma, step_size
+        self.semantics, self.beta = semantics, beta
         self.metrics = LowRankMetrics(p=p, tall=semantics.tall, scale_invariant=scale_invariant, svd=svd)
         self.ordered = self._flat_order()
         self.analysed = [i for i, w in enumerate(self.ordered) if self._analysed(w, linear)]
@@ -222,10 +220,11 @@ class LowRankSGD(KeepsAttributes, torch.optim.Optimizer):
             gains.append(s["fc_gain"])
         deltas = self._deltas(gains)
         t = s["epoch"]
-        if self.step_size is not None and t > 0 and t % self.step_size == 0:
-            s["zeta"] *= self.gamma
+        gamma, step = sem.zeta_decay_gamma, sem.zeta_decay_step
+        if step is not None and t > 0 and t % step == 0:
+            s["zeta"] *= gamma
             if sem.decay_velocity:
-                s["velocity"] = [v * self.gamma for v in s["velocity"]]
+                s["velocity"] = [v * gamma for v in s["velocity"]]
         s["velocity"] = [max(self.beta * v + s["zeta"] * d, sem.floor) for v, d in zip(s["velocity"], deltas)]
         s["slot_lr"] = list(s["velocity"])
         s["layers"], s["epoch"] = layers, t + 1
@@ -236,21 +235,21 @@ class LowRankSGD(KeepsAttributes, torch.optim.Optimizer):
         return [self.param_lr[w] * self._lr_scale(self._group_of(w)) for w in self.ordered]
 
     def epoch_log(self) -> dict[str, Any]:
-        """Per analysed layer: position, shape, LR (for the next epoch) and every metric (7 digits;
-        ``*failed`` flags only when set)."""
-        s = self.sched
+        """Per analysed layer: position, shape, every metric and the LR for the next epoch
+        (``lowrank_metrics.layer_log``); zeta now and its decay rule; Q."""
+        s, sem = self.sched, self.semantics
         layers = []
         for slot, index in enumerate(self.analysed):
-            scale = self._lr_scale(self._group_of(self.ordered[index]))
-            entry = {"index": index, "shape": list(self.ordered[index].shape), "lr": _short(s["slot_lr"][slot] * scale)}
-            metrics = s["layers"][slot] if s["layers"] else {}
-            entry.update({k: _short(v) for k, v in metrics.items() if not (k.endswith("failed") and not v)})
+            weight = self.ordered[index]
+            entry = layer_log(index, weight, s["layers"][slot] if s["layers"] else {})
+            entry["lr"] = short(s["slot_lr"][slot] * self._lr_scale(self._group_of(weight)))
             layers.append(entry)
-        log = {"layers": layers, "zeta": s["zeta"], "Q": _short(LowRankMetrics.quality(s["layers"]))}
+        log = {"layers": layers, "zeta": s["zeta"], "Q": short(LowRankMetrics.quality(s["layers"])),
+               "zeta_decay": {"gamma": sem.zeta_decay_gamma, "step": sem.zeta_decay_step}}
         if FC in self.sources:
             fc_param = self.ordered[self.sources.index(FC)]
-            log["fc_lr"] = _short(s["slot_lr"][-1] * self._lr_scale(self._group_of(fc_param)))
-            log["fc_gain"] = _short(s["fc_gain"])
+            log["fc_lr"] = short(s["slot_lr"][-1] * self._lr_scale(self._group_of(fc_param)))
+            log["fc_gain"] = short(s["fc_gain"])
         return log
 
     # ------------------------------------------------------------------------ resume

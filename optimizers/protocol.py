@@ -30,12 +30,15 @@ schedule) may implement any of these optional members; the ``Driver`` looks them
 
 A run may drive several parameter sets ("roles": SAC's actor, critic and temperature; a fine-tuned
 backbone and its head), each with its own optimizer and schedule; the driver keeps them apart.
+A role may also carry measurement probes (``EpochLogger`` objects keyed by name, e.g. ``lowrank``:
+``bench.probes``), whose ``epoch_log`` is stored in the history under their name, whatever the
+optimizer; they never change the training.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -95,6 +98,7 @@ class Role:
     optimizer: torch.optim.Optimizer
     schedule: Any
     steps: int = 0
+    probes: dict[str, EpochLogger] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.requires = requirements(self.optimizer)
@@ -110,8 +114,9 @@ class Driver:
     """
 
     def __init__(self, roles: dict[str, tuple[torch.optim.Optimizer, Any]], provides: Iterable[str] = (LOSS, CLOSURE),
-                 loop: str = "this workload") -> None:
-        self.roles = {name: Role(name, optimizer, schedule) for name, (optimizer, schedule) in roles.items()}
+                 loop: str = "this workload", probes: dict[str, dict[str, EpochLogger]] | None = None) -> None:
+        self.roles = {name: Role(name, optimizer, schedule, probes=(probes or {}).get(name, {}))
+                      for name, (optimizer, schedule) in roles.items()}
         offered = frozenset(provides)
         for role in self.roles.values():
             if missing := role.requires - offered:
@@ -179,12 +184,14 @@ class Driver:
         return {name: [g.get("lr") for g in role.optimizer.param_groups] for name, role in self.roles.items()}
 
     def epoch_logs(self) -> dict[str, dict[str, Any]]:
-        """``{"optim": {role: values}, "schedule": {role: values}}`` from the ``epoch_log`` hooks."""
+        """``{"optim": {role: values}, "schedule": {role: values}, <probe>: {role: values}}`` from the
+        ``epoch_log`` hooks."""
         logs: dict[str, dict[str, Any]] = {"optim": {}, "schedule": {}}
         for name, role in self.roles.items():
-            for owner, key in ((role.optimizer, "optim"), (role.schedule, "schedule")):
+            owners = [(role.optimizer, "optim"), (role.schedule, "schedule")]
+            for owner, key in owners + [(probe, key) for key, probe in role.probes.items()]:
                 if hook := _hook(owner, "epoch_log"):
-                    logs[key][name] = hook()
+                    logs.setdefault(key, {})[name] = hook()
         return logs
 
     def eval_model(self, role: str, model: nn.Module) -> nn.Module:

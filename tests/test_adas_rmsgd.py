@@ -95,7 +95,7 @@ def test_rmsgd_paper_branch_rule_by_hand():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Conv2d(4, 4, 1), nn.Conv2d(4, 4, 3),
                           nn.Flatten(), nn.Linear(4, 2))
     beta, gamma = 0.98, 0.98
-    opt = RMSGD(model.parameters(), lr=LR, beta=beta, gamma=gamma, step_size=1)
+    opt = RMSGD(model.parameters(), lr=LR, beta=beta)    # the branch's zeta decay: x0.98 every epoch
     assert [entry["shape"][2] for entry in opt.epoch_log()["layers"]] == [3, 3]    # 1x1 not analysed
     # layer 0 learns from t = 1 on; layer 1 stays at gain 0 (not ready) through t = 2
     mock_gains(opt, lambda t, j: ((0.2 * t, 0.2 * t) if j == 0 else (0.0, 0.0) if t < 3 else (0.1, 0.1)))
@@ -129,6 +129,30 @@ def test_rmsgd_pypi_variant_starts_at_one_plus_beta_lr():
     assert opt.layer_lrs()[0] == pytest.approx((1 + 0.98) * LR)
 
 
+@pytest.mark.parametrize(("changes", "gamma", "step"), [
+    ({}, 0.98, 1),                                                        # paper_branch: released configs
+    ({"variant": "paper_text"}, 1.0, None),                               # the paper: no decay
+    ({"variant": "pypi"}, 1.0, None),                                     # rmsgd 1.0.2 defaults
+    ({"variant": "paper_text", "zeta_decay_gamma": 0.9, "zeta_decay_step": 2}, 0.9, 2),   # asked for
+    ({"zeta_decay_gamma": 1.0}, 1.0, 1),                                  # switched off
+])
+def test_rmsgd_zeta_decay_is_the_variants_unless_set(changes, gamma, step):
+    """Built from conf/optim/rmsgd.yaml: paper_text never keeps the code's decay; zeta after epoch t is
+    gamma ** (number of t in 1..t-1 divisible by step), and the log names the rule in force."""
+    from bench.optim_factory import build_optimizer
+    from tests.test_optim_conformance import load_config
+
+    cfg = load_config("rmsgd")
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(16, 2))
+    opt = build_optimizer(model, {**cfg, "hparams": {**cfg["hparams"], **changes}})
+    mock_gains(opt, lambda t, j: (0.1 * t, 0.1 * t))
+    for epoch in range(1, 6):
+        opt.end_epoch(epoch)
+        decays = sum(1 for t in range(1, epoch) if step and t % step == 0)
+        assert opt.epoch_log()["zeta"] == pytest.approx(gamma**decays)
+    assert opt.epoch_log()["zeta_decay"] == {"gamma": gamma, "step": step}
+
+
 # ------------------------------------------------------------------------ grouping
 def gains_by_layer(t: int, j: int) -> tuple[float, float]:
     return 0.001 * (j + 1) * t, 0.002 * (j + 1) * t
@@ -152,7 +176,7 @@ def test_resnet18_grouping():
     assert lr_of(adas, model.layer2[1].bn1.bias) == pytest.approx(slot(8))
     fc = BETA * LR + 0.002 * 20                                    # last conv's output gain
     assert lr_of(adas, model.linear.weight) == lr_of(adas, model.linear.bias) == pytest.approx(fc)
-    rms = RMSGD(model.parameters(), lr=LR, beta=BETA, step_size=None)
+    rms = RMSGD(model.parameters(), lr=LR, beta=BETA, zeta_decay_gamma=1.0)
     slot = two_epochs(rms)                                         # shortcut 1x1 convs not analysed
     assert len(rms.analysed) == 17
     assert lr_of(rms, model.layer2[0].shortcut[0].weight) == pytest.approx(slot(6))  # = layer2[0].conv2

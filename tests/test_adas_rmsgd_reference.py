@@ -84,7 +84,7 @@ CASES = {
     "rmsgd": (lambda params: rmsgd.RMSGD(params, lr=0.05, beta=0.98, gamma=0.98, step_size=1, momentum=0.9,
                                          weight_decay=5e-4),
               lambda opt, epoch: opt.epoch_step(),
-              lambda params: RMSGD(params, lr=0.05, beta=0.98, gamma=0.98, step_size=1, momentum=0.9,
+              lambda params: RMSGD(params, lr=0.05, beta=0.98, zeta_decay_gamma=0.98, zeta_decay_step=1, momentum=0.9,
                                    weight_decay=5e-4, variant="pypi", svd="svd")),
 }
 

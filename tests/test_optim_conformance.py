@@ -47,17 +47,17 @@ NAMES = sorted(p.stem for p in CONF.glob("*.yaml"))
 IGNORED_KEYS = ("defaults", "schedule")
 
 
-def load_config(name: str) -> dict[str, Any]:
-    """``conf/optim/<name>.yaml`` with its defaults list merged (parents first, then ``_self_``);
-    entries naming other config groups (``- /schedule: step``) are not the optimizer and are skipped."""
-    raw = OmegaConf.load(CONF / f"{name}.yaml")
+def load_config(name: str, folder: Path = CONF) -> dict[str, Any]:
+    """``conf/optim/<name>.yaml`` (or ``folder/<name>.yaml``) with its defaults list merged (parents first,
+    then ``_self_``); entries naming other config groups (``- /schedule: step``) are not the optimizer and
+    are skipped."""
+    raw = OmegaConf.load(folder / f"{name}.yaml")
     defaults = [entry for entry in raw.get("defaults", []) if isinstance(entry, str)] or ["_self_"]
     if "_self_" not in defaults:
         defaults.append("_self_")
-    merged = OmegaConf.create()
+    merged, own = OmegaConf.create(), {k: v for k, v in raw.items() if k not in IGNORED_KEYS}
     for entry in defaults:
-        part = {k: v for k, v in raw.items() if k not in IGNORED_KEYS} if entry == "_self_" else load_config(entry)
-        merged = OmegaConf.merge(merged, part)
+        merged = OmegaConf.merge(merged, own if entry == "_self_" else load_config(entry, folder))
     return {k: v for k, v in OmegaConf.to_container(merged, resolve=True).items() if k not in IGNORED_KEYS}
 
 

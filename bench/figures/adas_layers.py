@@ -3,10 +3,13 @@
     python -m bench.figures adas_layers <record.json> --out fig.png   (.png, .pdf or .svg)
 
 Reads the per-epoch ``history[*].optim.layers`` that ``optimizers.AdaS`` / ``optimizers.RMSGD`` log
-(``LowRankSGD.epoch_log``). Panels: (left) the learning rate each layer trained with in each epoch
-(epoch 1: the initial LR; epoch e > 1: the LR set by ``end_epoch(e - 1)``), (middle) the knowledge gain
-G = (G_3 + G_4) / 2 after each epoch, (right) the mapping condition C = (C_3 + C_4) / 2 after each
-epoch. One line per conv layer, coloured from the first (dark) to the last (light) layer.
+(``LowRankSGD.epoch_log``), or, for any other optimizer run with ``probe=lowrank``, the same layout
+under ``history[*].lowrank.layers`` (``bench.probes``; AdaS Fig. 2 sets Adam's G and C beside AdaS's).
+Panels: (left) the learning rate each layer trained with in each epoch (AdaS/RMSGD: epoch 1 the
+initial LR, epoch e > 1 the LR set by ``end_epoch(e - 1)``; a probed run: its first parameter group's
+LR, the same for every layer), (middle) the knowledge gain G = (G_3 + G_4) / 2 after each epoch,
+(right) the mapping condition C = (C_3 + C_4) / 2 after each epoch. One line per conv layer, coloured
+from the first (dark) to the last (light) layer.
 """
 from __future__ import annotations
 
@@ -25,20 +28,30 @@ PANELS = (("lr", "learning rate $\\eta(t,\\ell)$", "log"), ("kg", "knowledge gai
           ("condition", "mapping condition $\\bar{C}(t,\\ell)$", "log"))
 
 
+SOURCES = ("optim", "lowrank")   # AdaS/RMSGD's own per-layer logs, then the probe's (bench.probes)
+
+
 def layer_series(record: dict[str, Any]) -> tuple[list[int], dict[str, list[list[float]]]]:
     """Epochs and, per quantity, one list per layer (``lr`` shifted to the epoch that used it)."""
-    rows = [row for row in record.get("history", []) if isinstance(row.get("optim"), dict)
-            and row["optim"].get("layers")]
-    if not rows:
-        raise BenchError("this record has no per-layer optimizer logs (history[*].optim.layers); "
-                         "plot a run of optim=adas or optim=rmsgd")
+    history = record.get("history", [])
+    for source in SOURCES:
+        rows = [row for row in history if isinstance(row.get(source), dict) and row[source].get("layers")]
+        if rows:
+            break
+    else:
+        raise BenchError("this record has no per-layer low-rank logs (history[*].optim.layers or "
+                         "history[*].lowrank.layers); plot a run of optim=adas or optim=rmsgd, or rerun with probe=lowrank")
     epochs = [row["epoch"] for row in rows]
-    n_layers = len(rows[0]["optim"]["layers"])
+    n_layers = len(rows[0][source]["layers"])
     series: dict[str, list[list[float]]] = {}
     for key in ("kg", "condition"):
-        series[key] = [[row["optim"]["layers"][j].get(key, 0.0) for row in rows] for j in range(n_layers)]
-    first_lr = record["history"][0]["lr"][0]
-    series["lr"] = [[first_lr] + [row["optim"]["layers"][j]["lr"] for row in rows[:-1]] for j in range(n_layers)]
+        series[key] = [[row[source]["layers"][j].get(key, 0.0) for row in rows] for j in range(n_layers)]
+    if source == "optim":
+        first_lr = history[0]["lr"][0]
+        series["lr"] = [[first_lr] + [row["optim"]["layers"][j]["lr"] for row in rows[:-1]] for j in range(n_layers)]
+    else:   # every layer trains with its group's LR; None (no LR, e.g. COCOB) is not plotted
+        lrs = [float("nan") if (lr := (row.get("lr") or [None])[0]) is None else lr for row in rows]
+        series["lr"] = [list(lrs) for _ in range(n_layers)]
     return epochs, series
 
 

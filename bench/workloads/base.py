@@ -15,6 +15,8 @@ import torch
 from torch import nn
 
 from bench.timing import Stopwatch
+from bench.early_stop import KEY as EARLY_STOP_KEY
+from bench.early_stop import EarlyStop
 from optimizers.protocol import CLOSURE, LOSS, Driver
 
 
@@ -40,20 +42,26 @@ class TrainState:
 
 @dataclass
 class LoopHooks:
-    """What ``bench.run`` asks a loop to call: after each epoch's row, and to log it."""
+    """What ``bench.run`` asks a loop to call: after each epoch's row, and to log it; and whether
+    the run stops early (``trainer.early_stop``, ``bench.early_stop``)."""
 
     on_epoch_end: Callable[[TrainState], None] | None = None
     log_epoch: Callable[[dict[str, Any]], None] | None = None
     clock: Stopwatch = field(default_factory=Stopwatch)  # loops charge their train and eval time to it
+    early_stop: EarlyStop | None = None
 
-    def epoch_done(self, state: TrainState, row: dict[str, Any]) -> None:
-        """Record ``row`` (keyed by ``epoch`` and ``step``) as the state's last epoch, log it, then checkpoint."""
+    def epoch_done(self, state: TrainState, row: dict[str, Any]) -> bool:
+        """Record ``row`` (keyed by ``epoch`` and ``step``) as the state's last epoch, log it, then
+        checkpoint. True when the early-stop rule ends the run here (the row then says so)."""
+        if self.early_stop and (event := self.early_stop.stop_event(state.history + [row])):
+            row[EARLY_STOP_KEY] = event
         state.epoch, state.step = row["epoch"], row["step"]
         state.history.append(row)
         if self.log_epoch:
             self.log_epoch(row)
         if self.on_epoch_end:
             self.on_epoch_end(state)
+        return EARLY_STOP_KEY in row
 
 
 class Workload(ABC):
@@ -64,6 +72,7 @@ class Workload(ABC):
     roles: ClassVar[tuple[str, ...]] = ("model",)   # parameter sets an optimizer drives
     provides: ClassVar[frozenset[str]] = frozenset({LOSS, CLOSURE})  # what its loop gives a step
     budget_unit: ClassVar[str] = "epoch"
+    early_stop_metrics: ClassVar[tuple[str, ...]] = ()   # history keys its loop can stop early on
 
     def __init__(self, cfg: dict[str, Any], device: torch.device, data: Any = None) -> None:
         self.cfg, self.device = cfg, device

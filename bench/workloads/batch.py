@@ -43,6 +43,7 @@ class MeanEvaluator:
 class BatchWorkload(Workload):
     """A workload whose loop is the shared epoch loop over mini-batches."""
 
+    early_stop_metrics = ("train_loss",)   # the AdaS code's rule (bench.early_stop)
     model: nn.Module
     train_loader: Any
     test_loader: Any
