@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath
 from torch import Tensor, nn
 
 from models.registry import register_model
@@ -78,6 +77,8 @@ class Block(nn.Module):
     """x + s1 * Attn(BN(x)), then x + s2 * FFN(BN(x)), with drop-path and layer scale 0.01."""
 
     def __init__(self, dim: int, mlp_ratio: float, drop_path: float) -> None:
+        from timm.layers import DropPath  # timm costs seconds to import: only when a model is built
+
         super().__init__()
         self.norm1, self.attn = nn.BatchNorm2d(dim), SpatialAttention(dim)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
