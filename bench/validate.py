@@ -132,6 +132,7 @@ RULES: dict[str, Rule] = {
     "trainer.batch_size": POSITIVE,
     "trainer.eval_batch_size": POSITIVE,
     "trainer.steps_per_epoch": COUNT,
+    "trainer.threads": COUNT,
     "trainer.train_subset": COUNT,
     "trainer.test_subset": COUNT,
     "trainer.device": Rule("device", fix="auto (or cpu)"),

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from bench.timing import Stopwatch
 from optimizers.protocol import CLOSURE, LOSS, Driver
 
 
@@ -43,6 +44,7 @@ class LoopHooks:
 
     on_epoch_end: Callable[[TrainState], None] | None = None
     log_epoch: Callable[[dict[str, Any]], None] | None = None
+    clock: Stopwatch = field(default_factory=Stopwatch)  # loops charge their train and eval time to it
 
     def epoch_done(self, state: TrainState, row: dict[str, Any]) -> None:
         """Record ``row`` (keyed by ``epoch`` and ``step``) as the state's last epoch, log it, then checkpoint."""
