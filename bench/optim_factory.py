@@ -75,14 +75,17 @@ def parameter_groups(model: nn.Module, no_weight_decay: list[str]) -> list[dict[
             {"params": exempt, "weight_decay": 0.0, "param_order": exempt_pos}]
 
 
-def build_optimizer(model: nn.Module, optim_cfg: dict[str, Any]) -> torch.optim.Optimizer:
-    """Instantiate the configured optimizer on ``model``'s parameters."""
+def build_optimizer(model: nn.Module, optim_cfg: dict[str, Any], lr_mult: float = 1.0) -> torch.optim.Optimizer:
+    """Instantiate the configured optimizer on ``model``'s parameters (its ``lr`` times ``lr_mult``)."""
     name = optim_cfg["name"]
+    hparams = dict(optim_cfg["hparams"])
+    if "lr" in hparams and lr_mult != 1:
+        hparams["lr"] = hparams["lr"] * lr_mult
     cls = optimizer_class(name, optim_cfg["class_name"])
     exempt = list(optim_cfg.get("no_weight_decay", []))
     groups = module_groups(model, exempt) if optim_cfg.get("group_by") == "module" else parameter_groups(model, exempt)
     try:
-        optimizer = cls(groups, **optim_cfg["hparams"])
+        optimizer = cls(groups, **hparams)
     except (TypeError, ValueError) as exc:
         raise BenchError(f"optimizer {name}: invalid hyper-parameters for this model ({exc}); "
                          f"see conf/optim/{name}.yaml") from exc
@@ -104,7 +107,7 @@ def build_driver(workload: Any, cfg: dict[str, Any]) -> Driver:
     modules = workload.role_modules()
     roles = {}
     for role, settings in cfg["roles"].items():
-        optimizer = build_optimizer(modules[role], settings["optim"])
+        optimizer = build_optimizer(modules[role], settings["optim"], settings.get("lr_mult", 1.0))
         roles[role] = (optimizer, build_schedule(optimizer, trainer["epochs"], workload.steps_per_epoch,
                                                  **settings["schedule"]))
     try:

@@ -129,6 +129,10 @@ def plan_roles(cfg: dict[str, Any], roles: Iterable[str], explicit: set[str]) ->
                     if "schedule" in given else cfg["schedule"])
         optim.pop("sets_own_lr", None)  # used above; the resolved schedule is what the run hash needs
         planned[role] = {"optim": optim, "schedule": schedule}
+        if "lr_mult" in given:  # this role's LR is lr_mult x optim.hparams.lr (mmseg's paramwise lr_mult)
+            planned[role]["lr_mult"] = given["lr_mult"]
+            if "lr" not in optim["hparams"] and given["lr_mult"] != 1:
+                notes[f"roles.{role}.lr_mult"] = f"not applied: {optim['name']} has no lr hyper-parameter"
         free = set((cfg.get("protocol") or {}).get("free") or [])
         prefix = "optim" if "optim" not in given else f"roles.{role}.optim"
         if changed := hparam_deviations(optim, model, free, prefix):

@@ -25,6 +25,7 @@ from bench.errors import BenchError
 from optimizers.autodrop import AutoDrop
 
 AUTO = "auto"
+WARMUP_STYLES = ("mmseg1", "mmcv0")  # poly warm-up: mmsegmentation 1.x or 0.x (poly_factor)
 
 
 class TorchSchedule:
@@ -94,12 +95,34 @@ def _warmup_cosine(optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoc
                          per_step=True)
 
 
+def poly_factor(step: int, total: int, power: float, min_factor: float, warmup_steps: int = 0,
+                warmup_ratio: float = 1e-6, warmup_style: str = "mmseg1") -> float:
+    """LR multiplier after ``step`` steps of polynomial decay with a linear warm-up from ``warmup_ratio``.
+
+    ``mmseg1`` (mmsegmentation 1.x: ``LinearLR(start_factor=warmup_ratio)`` over the warm-up, then
+    ``PolyLR`` over the remaining steps); ``mmcv0`` (mmsegmentation 0.x / mmcv runner: the poly curve of
+    the whole run, scaled by ``1 - (1 - step/warmup_steps)(1 - warmup_ratio)`` during the warm-up).
+    """
+    if warmup_style == "mmcv0":
+        factor = max(min_factor, (1 - min(step, total) / total) ** power)
+        return factor * (1 - (1 - step / warmup_steps) * (1 - warmup_ratio)) if step < warmup_steps else factor
+    if step < warmup_steps:
+        return warmup_ratio + (1 - warmup_ratio) * step / warmup_steps
+    span = max(1, total - warmup_steps)
+    return max(min_factor, (1 - min(step - warmup_steps, span) / span) ** power)
+
+
 def _poly(optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int, power: float = 1.0,
-          min_factor: float = 0.0) -> TorchSchedule:
-    """Per-step polynomial decay ``(1 - step/total)^power`` (mmsegmentation's ``poly`` policy)."""
+          min_factor: float = 0.0, warmup_steps: int = 0, warmup_ratio: float = 1e-6,
+          warmup_style: str = "mmseg1") -> TorchSchedule:
+    """Per-step polynomial decay ``(1 - step/total)^power`` (mmsegmentation's ``poly`` policy), after an
+    optional linear warm-up of ``warmup_steps`` (``poly_factor``)."""
+    if warmup_style not in WARMUP_STYLES:
+        raise BenchError(f"schedule poly: warmup_style must be one of {WARMUP_STYLES}, got {warmup_style!r}; "
+                         f"pass schedule.warmup_style=mmseg1")
     total = epochs * steps_per_epoch
-    return TorchSchedule(LambdaLR(optimizer, lambda s: max(min_factor, (1 - min(s, total) / total) ** power)),
-                         per_step=True)
+    return TorchSchedule(LambdaLR(optimizer, lambda s: poly_factor(s, total, power, min_factor, warmup_steps,
+                                                                   warmup_ratio, warmup_style)), per_step=True)
 
 
 def _constant(optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int) -> Constant:

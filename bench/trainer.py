@@ -148,7 +148,7 @@ class Trainer:
 
     def evaluate(self) -> dict[str, float]:
         """The workload's test metrics, on the optimizer's averaged model where it keeps one (DoG)."""
-        model = self.driver.eval_model(self.workload.roles[0], self.workload.model)
+        model = self.workload.eval_model(self.driver)
         model.eval()
         evaluator = self.workload.evaluator()
         with torch.no_grad(), torch.autocast(**self.autocast):

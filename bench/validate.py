@@ -186,6 +186,8 @@ SCHEDULE_RULES: dict[str, Rule] = {
     "warmup_epochs": NON_NEGATIVE,
     "min_factor": FRACTION,
     "power": Rule("number", above=0),
+    "warmup_steps": Rule("int", low=0),
+    "warmup_ratio": FRACTION,
 }
 
 # Optimizer hyper-parameters that mean the same in every optimizer (others: their constructor checks).
@@ -267,5 +269,6 @@ def validate(cfg: dict[str, Any]) -> None:
     for role, settings in cfg["roles"].items():
         shared = settings["optim"] == cfg["optim"]
         check_optim(settings["optim"], "optim" if shared else f"roles.{role}.optim")
+        check(settings, {"lr_mult": Rule("number", above=0)}, f"roles.{role}.")
         check(settings["schedule"], SCHEDULE_RULES,
               "schedule." if settings["schedule"] == cfg["schedule"] else f"roles.{role}.schedule.")

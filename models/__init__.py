@@ -8,6 +8,8 @@ from models import (  # noqa: F401  (each module registers its models)
     resnet_cifar,
     resnet_he,
     resnext_cifar,
+    segmentation,
+    segnext,
     senet_cifar,
     shufflenetv2_cifar,
     small,

@@ -6,6 +6,7 @@ state over the test set and finalises it, so metrics need not be per-example mea
 """
 from __future__ import annotations
 
+import copy
 from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -40,6 +41,18 @@ class MeanEvaluator:
         return {key: float(value) / self.count for key, value in self.sums.items()}
 
 
+def _swapped(model: nn.Module, swaps: dict[int, nn.Module]) -> nn.Module:
+    """``model`` with the submodules keyed by ``id`` in ``swaps`` replaced (shallow copies on the way)."""
+    if id(model) in swaps:
+        return swaps[id(model)]
+    if not any(id(m) in swaps for m in model.modules()):
+        return model
+    clone = copy.copy(model)
+    clone._modules = {name: _swapped(child, swaps) if child is not None else None
+                      for name, child in model._modules.items()}
+    return clone
+
+
 class BatchWorkload(Workload):
     """A workload whose loop is the shared epoch loop over mini-batches."""
 
@@ -58,6 +71,13 @@ class BatchWorkload(Workload):
 
     def role_modules(self) -> dict[str, nn.Module]:
         return {"model": self.model}
+
+    def eval_model(self, driver: Driver) -> nn.Module:
+        """The model to evaluate: each role's module replaced by its optimizer's averaged copy where it
+        keeps one (DoG), so a backbone and head averaged apart are evaluated together."""
+        swaps = {id(module): averaged for role, module in self.role_modules().items()
+                 if (averaged := driver.eval_model(role, module)) is not module}
+        return _swapped(self.model, swaps)
 
     @property
     def steps_per_epoch(self) -> int:
