@@ -8,6 +8,7 @@ line and the sweep goes on; at the end one line lists those cells and the exit s
 """
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -142,6 +143,17 @@ def _cell(hydra_cfg: Any) -> str:
     return " ".join(swept) or f"#{hydra_cfg.job.num}"
 
 
+def thread_budget(hydra_cfg: Any) -> int | None:
+    """CPU threads per run when a launcher runs several at once on this machine (``hydra/launcher=parallel``):
+    the cores divided among ``n_jobs`` (at least one); None (PyTorch's default) otherwise."""
+    launcher = hydra_cfg.launcher
+    if "joblib" not in str(launcher.get("_target_", "")).lower():
+        return None
+    jobs = int(launcher.get("n_jobs") or 1)
+    cores = os.cpu_count() or 1
+    return max(1, cores // (cores if jobs < 1 else jobs))
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _job(cfg: DictConfig) -> float | None:
     from bench.run import execute
@@ -149,6 +161,7 @@ def _job(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     sweep = hydra_cfg.mode == RunMode.MULTIRUN
     plain = OmegaConf.to_container(cfg, resolve=True)
+    plain["trainer"]["threads"] = plain["trainer"].get("threads") or thread_budget(hydra_cfg)
     cell = _cell(hydra_cfg) if sweep else ""
     try:
         outcome = execute(plain, sweep=sweep, explicit=explicit_keys(hydra_cfg.overrides.task))

@@ -1,6 +1,6 @@
 """Build the optimizer a config names: ``optim.class_name`` from ``optimizers`` with ``optim.hparams``.
 
-Parameter groups: ``optim.no_weight_decay`` lists parameter kinds (``bn``, ``bias``) that get
+Parameter groups: ``optim.no_weight_decay`` lists parameter kinds (``bn``, ``bias``, ``embed``) that get
 weight decay 0 in a second group; by default every parameter decays (coupled L2, as the AdaS code).
 Split groups carry ``param_order`` (each tensor's position in ``model.parameters()``) so that
 per-layer-LR optimizers (AdaS, RMSGD) can rebuild the layer order; other optimizers ignore it.
@@ -19,6 +19,7 @@ from bench.schedules import build_schedule
 from optimizers.protocol import Driver, UnmetRequirement
 
 NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
+EXEMPT_KINDS = ("bn", "bias", "embed")  # what optim.no_weight_decay may list (see _kind)
 
 
 def optimizer_class(name: str, class_name: str) -> type[torch.optim.Optimizer]:
@@ -33,8 +34,13 @@ def optimizer_class(name: str, class_name: str) -> type[torch.optim.Optimizer]:
 
 
 def _kind(module: nn.Module, param_name: str) -> str:
+    """``bn`` (any norm layer), ``embed`` (a name the module's own ``no_weight_decay()`` lists: timm's
+    position embeddings and class token), ``bias`` or ``weight``."""
     if isinstance(module, NORM_TYPES):
         return "bn"
+    listed = getattr(module, "no_weight_decay", None)
+    if callable(listed) and param_name in listed():
+        return "embed"
     return "bias" if param_name == "bias" else "weight"
 
 

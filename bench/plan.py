@@ -6,6 +6,9 @@ here, once, before anything is built, so that the record shows what actually ran
 * ``debug=smoke`` (``debug.set``) is applied after the preset and the command line;
 * ``optim.per_model[<model>]`` values fill ``optim.hparams`` unless the command line set that key;
 * ``schedule=auto`` becomes the preset's ``baseline_schedule`` or ``constant`` (``bench.schedules``);
+* a preset's ``optim_protocol`` (what its protocol imposes on whichever optimizer runs: PS Table 4's
+  weight decay, the estimated-LR log of the learning-rate-free methods) sets the ``hparams`` an
+  optimizer has and ``no_weight_decay``, unless the command line set them;
 * every parameter role of the workload gets its optimizer and schedule (``roles``).
 
 What was decided, and why, is noted under ``planned`` (shown in the record, outside the run's hash:
@@ -56,6 +59,19 @@ def apply_per_model(optim: dict[str, Any], model: str | None, explicit: set[str]
         notes[f"{prefix}.hparams"] = f"per_model values for {model}: {values}"
 
 
+def apply_optim_protocol(optim: dict[str, Any], protocol: dict[str, Any], explicit: set[str], prefix: str,
+                         notes: dict[str, Any]) -> None:
+    """Set the preset's ``optim_protocol`` on ``optim``: each of its ``hparams`` that the optimizer has,
+    and ``no_weight_decay``, except keys set on the command line."""
+    values = {k: v for k, v in (protocol.get("hparams") or {}).items()
+              if k in optim["hparams"] and f"{prefix}.hparams.{k}" not in explicit}
+    optim["hparams"].update(values)
+    if protocol.get("no_weight_decay") is not None and f"{prefix}.no_weight_decay" not in explicit:
+        optim["no_weight_decay"] = values["no_weight_decay"] = list(protocol["no_weight_decay"])
+    if values:
+        notes[f"{prefix}.optim_protocol"] = f"the preset's optim_protocol for {optim['name']}: {values}"
+
+
 def _schedule(schedule: dict[str, Any], baseline: tuple[dict[str, Any], Any], optim: dict[str, Any], key: str,
               notes: dict[str, Any]) -> dict[str, Any]:
     resolved, reason = resolve_schedule(schedule, *baseline, optim)
@@ -98,7 +114,9 @@ def plan_roles(cfg: dict[str, Any], roles: Iterable[str], explicit: set[str]) ->
     model = (cfg.get("model") or {}).get("name")
     notes = cfg.setdefault("planned", {})
     baseline = cfg.pop("baseline_schedule", None) or {"name": "constant"}, cfg.pop("baseline_schedule_for", "all")
+    protocol = cfg.pop("optim_protocol", None) or {}
     apply_per_model(cfg["optim"], model, explicit, "optim", notes)
+    apply_optim_protocol(cfg["optim"], protocol, explicit, "optim", notes)
     cfg["schedule"] = _schedule(cfg["schedule"], baseline, cfg["optim"], "schedule", notes)
     planned = {}
     for role in roles:
@@ -106,6 +124,7 @@ def plan_roles(cfg: dict[str, Any], roles: Iterable[str], explicit: set[str]) ->
         optim = copy.deepcopy(given.get("optim") or cfg["optim"])
         if "optim" in given:
             apply_per_model(optim, model, explicit, f"roles.{role}.optim", notes)
+            apply_optim_protocol(optim, protocol, explicit, f"roles.{role}.optim", notes)
         schedule = (_schedule(given["schedule"], baseline, optim, f"roles.{role}.schedule", notes)
                     if "schedule" in given else cfg["schedule"])
         optim.pop("sets_own_lr", None)  # used above; the resolved schedule is what the run hash needs

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import platform
+from pathlib import Path
 import socket
 import subprocess
 from importlib import metadata
@@ -12,7 +13,7 @@ import torch
 
 from bench import PROJECT_ROOT
 
-PACKAGES = ("torch", "torchvision", "numpy", "scipy", "pandas", "hydra-core", "omegaconf", "timm",
+PACKAGES = ("torch", "torchvision", "numpy", "scipy", "pandas", "hydra-core", "omegaconf", "timm", "lightly",
             "gymnasium", "stable-baselines3", "wandb", "pillow", "scikit-learn")
 
 
@@ -41,12 +42,22 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
+def cpu_model() -> str | None:
+    """The CPU's model name (Linux ``/proc/cpuinfo``), since numerics may differ between CPU models."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return None
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), None)
+
+
 def hardware(device: torch.device) -> dict[str, Any]:
     """The machine and device a run used."""
     info: dict[str, Any] = {
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "device": str(device),

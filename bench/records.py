@@ -15,10 +15,13 @@ Record schema (``schema: 2``)::
     git           {commit, dirty};  packages {name: version};  hardware {...}
     primary       {metric, mode}: the workload's primary metric and its direction (max | min)
     history       one row per evaluation, keyed by ``epoch`` and ``step``: lr (per param group; for
-                  several roles ``lr/<role>``), train_* and test_* metrics, epoch_time_s, and
-                  optim/schedule extras
+                  several roles ``lr/<role>``), train_* and test_* metrics, epoch_time_s,
+                  train_images_per_s (throughput), and optim/schedule extras
     final, best   {metric, value, at: {epoch, step}} of the primary metric: at the last evaluation,
                   and the best one;  last: the last evaluated history row
+    time          where the wall time went (bench.timing): data_s, build_s, train_s (without
+                  evaluation), eval_s, checkpoint_s, first_step_s, train_<unit> and <unit>_per_s
+                  (examples, or environment steps for RL), summed over a resumed run's segments
     stopped_early null, or the event of ``trainer.early_stop`` that ended the run (``bench.early_stop``:
                   epoch, best, best_epoch, epochs_without_improvement, metric, patience, threshold)
     wall_time_s, started_at, finished_at, resumed_at_epochs, error (for failed runs)

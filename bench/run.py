@@ -16,14 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from bench import checkpoint, provenance
 from bench.early_stop import EarlyStop, early_stop, stopped_early
 from bench.errors import BenchError
 from bench.identity import config_hash, protocol_summary, run_id
-from bench.optim_factory import build_driver, check_optimizers
 from bench.lock import run_lock
+from bench.optim_factory import build_driver, check_optimizers
 from bench.plan import plan
 from bench.records import FINAL_STATUSES, ResultsStore, summarize
+from bench.timing import Stopwatch
 from bench.trainer import pick_device, seed_everything, set_deterministic
 from bench.validate import validate
 from bench.workloads import LoopHooks, TrainState, workload_class
@@ -56,7 +59,9 @@ def execute(cfg: dict[str, Any], sweep: bool = False, explicit: Iterable[str] = 
     stop_rule = early_stop(cfg, workload_cls)
     store = ResultsStore(cfg["results_dir"])
     store.check_writable()
+    located = time.perf_counter()
     data_tag, data = workload_cls.locate_data(cfg)
+    located = time.perf_counter() - located
     digest = config_hash(cfg, data_tag)
     rid = run_id(cfg, digest)
     run_dir = Path(cfg["work_dir"]) / rid
@@ -71,12 +76,13 @@ def execute(cfg: dict[str, Any], sweep: bool = False, explicit: Iterable[str] = 
             print(f"skipped {rid}: a {done['status']} record exists at {store.path(done['run_id'])} "
                   "(force=true reruns it)")
             return Outcome(rid, "skipped", store.path(done["run_id"]), done)
-        return _run(cfg, workload_cls, data, store, digest, run_dir, sweep, stop_rule)
+        return _run(cfg, workload_cls, data, store, digest, run_dir, sweep, located, stop_rule)
 
 
 def _run(cfg: dict[str, Any], workload_cls: type[Workload], data: Any, store: ResultsStore, digest: str,
-         run_dir: Path, sweep: bool, stop_rule: EarlyStop | None = None) -> Outcome:
-    """Build the run (any failure: one error line, nothing written), train it, and record it."""
+         run_dir: Path, sweep: bool, located_s: float, stop_rule: EarlyStop | None = None) -> Outcome:
+    """Build the run (any failure: one error line, nothing written), train it, and record it;
+    ``located_s``: the seconds spent finding or preparing its data; ``stop_rule``: trainer.early_stop."""
     rid = run_dir.name
     base = {
         "run_id": rid, "config_hash": digest, "experiment": cfg["experiment"], "optim": cfg["optim"]["name"],
@@ -92,13 +98,18 @@ def _run(cfg: dict[str, Any], workload_cls: type[Workload], data: Any, store: Re
     ckpt_path = run_dir / "checkpoint.pt"
     try:
         device = pick_device(cfg["trainer"]["device"])
+        if cfg["trainer"].get("threads"):
+            torch.set_num_threads(cfg["trainer"]["threads"])
+        stopwatch = Stopwatch(device)
+        stopwatch.seconds["data"] = located_s
         set_deterministic(bool(cfg["trainer"]["deterministic"]))
         base["hardware"] = provenance.hardware(device)
         seed_everything(cfg["seed"])
-        workload = workload_cls(cfg, device, data)
-        base["data"] = workload.data_record()
-        driver = build_driver(workload, cfg)
-        saved = checkpoint.load(ckpt_path)
+        with stopwatch.phase("build"):
+            workload = workload_cls(cfg, device, data)
+            base["data"] = workload.data_record()
+            driver = build_driver(workload, cfg)
+            saved = checkpoint.load(ckpt_path)
         if saved is not None and saved["config_hash"] == digest:
             try:
                 workload.load_state_dict(saved["workload"])
@@ -107,6 +118,7 @@ def _run(cfg: dict[str, Any], workload_cls: type[Workload], data: Any, store: Re
                 raise BenchError(f"checkpoint {ckpt_path} does not fit this run ({type(exc).__name__}: {exc}); "
                                  f"delete it to restart the run") from exc
             state = TrainState(saved["epoch"], saved["step"], saved["history"])
+            stopwatch.load_state_dict(saved.get("time") or Stopwatch().state_dict())
             resumed = saved.get("resumed_at_epochs", []) + [state.epoch]
             clock -= saved.get("wall_time_s", 0.0)
             started = saved.get("started_at", started)
@@ -120,11 +132,12 @@ def _run(cfg: dict[str, Any], workload_cls: type[Workload], data: Any, store: Re
         raise BenchError(f"cannot build run {rid} (nothing was written): {type(exc).__name__}: {exc}") from exc
 
     def save_checkpoint(s: TrainState) -> None:
-        checkpoint.save(ckpt_path, {
-            "config_hash": digest, "workload": workload.state_dict(), "driver": driver.state_dict(),
-            "epoch": s.epoch, "step": s.step, "history": s.history, "resumed_at_epochs": resumed,
-            "started_at": started, "wall_time_s": time.perf_counter() - clock,
-        })
+        with stopwatch.phase("checkpoint"):
+            checkpoint.save(ckpt_path, {
+                "config_hash": digest, "workload": workload.state_dict(), "driver": driver.state_dict(),
+                "epoch": s.epoch, "step": s.step, "history": s.history, "resumed_at_epochs": resumed,
+                "started_at": started, "wall_time_s": time.perf_counter() - clock, "time": stopwatch.state_dict(),
+            })
 
     def log_epoch(row: dict[str, Any]) -> None:
         metrics = "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k.startswith(("train_", "test_")))
@@ -133,17 +146,18 @@ def _run(cfg: dict[str, Any], workload_cls: type[Workload], data: Any, store: Re
             logger.log(row)
 
     try:
-        hooks = LoopHooks(on_epoch_end=save_checkpoint, log_epoch=log_epoch, early_stop=stop_rule)
+        hooks = LoopHooks(on_epoch_end=save_checkpoint, log_epoch=log_epoch, clock=stopwatch, early_stop=stop_rule)
         status = "finished" if stopped_early(state.history) else workload.train(driver, state, hooks)
         record = {**base, "status": status, "history": state.history, "resumed_at_epochs": resumed, "error": None}
     except BenchError:
         raise
     except Exception as exc:  # a crash becomes a "failed" record (its checkpoint kept for the retry)
         record = {**base, "status": "failed", "history": state.history, "error": f"{type(exc).__name__}: {exc}",
-                  "traceback": traceback.format_exc()}
+                  "traceback": traceback.format_exc(), "time": stopwatch.summary()}
         if not sweep:
             _finish(store, record, started, clock, logger, cfg)
             raise
+    record["time"] = stopwatch.summary()
     return _finish(store, record, started, clock, logger, cfg)
 
 

@@ -1,7 +1,8 @@
 """The epoch loop of every batch workload (classification, the NQM; SimCLR and segmentation plug in).
 
 One loop for every optimizer of the five papers: CUDA when present (bf16 autocast), else CPU;
-per-epoch train/test metrics; per-parameter-group learning rates; the optimizer protocol through
+per-epoch train/test metrics and training throughput (``train_images_per_s``: dataset examples,
+so a SimCLR image counts once for its two views); per-parameter-group learning rates; the optimizer protocol through
 ``optimizers.protocol.Driver`` (which this loop never bypasses); divergence detection; a
 checkpoint after every epoch.
 
@@ -23,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from bench.data.loader import epoch_seed
+from bench.timing import Stopwatch
 from bench.workloads.base import LoopHooks, TrainState
 from optimizers.protocol import Diverged, Driver
 
@@ -87,23 +89,26 @@ class Trainer:
             started = time.perf_counter()
             lrs = by_role(self.driver.lrs(), "lr")  # the LRs this epoch trains with
             try:
-                train = self._train_epoch(epoch, state)
+                with hooks.clock.phase("train"):
+                    train = self._train_epoch(epoch, state, hooks.clock)
+                    self.driver.end_epoch(epoch)
             except Diverged as exc:
                 state.history.append({"epoch": epoch, "step": state.step, **lrs, "diverged": str(exc)})
                 return "diverged"
-            self.driver.end_epoch(epoch)
-            row: dict[str, Any] = {"epoch": epoch, "step": state.step, **lrs, **train, **self.evaluate(),
+            with hooks.clock.phase("eval"):
+                metrics = self.evaluate()
+            row: dict[str, Any] = {"epoch": epoch, "step": state.step, **lrs, **train, **metrics,
                                    **driver_logs(self.driver), "epoch_time_s": round(time.perf_counter() - started, 3)}
             if hooks.epoch_done(state, row):
                 break   # trainer.early_stop (bench.early_stop); the row says so
         return "finished"
 
-    def _train_epoch(self, epoch: int, state: TrainState) -> dict[str, float]:
+    def _train_epoch(self, epoch: int, state: TrainState, clock: Stopwatch) -> dict[str, float]:
         seed_everything(epoch_seed(self.seed, epoch, stream=1))
         workload, model = self.workload, self.workload.model
         model.train()
         sums: dict[str, torch.Tensor] = {}
-        examples = 0
+        examples, started = 0, time.perf_counter()
         batches = tqdm(islice(workload.train_loader.epoch(epoch), self.steps), total=self.steps,
                        desc=f"epoch {epoch}", disable=None if self.progress else True, leave=False, dynamic_ncols=True)
         for i, (inputs, targets) in enumerate(batches, start=1):
@@ -111,6 +116,7 @@ class Trainer:
                 loss, batch_sums = workload.loss(model, inputs, targets)
             closure = self._closure(inputs, targets) if self.driver.needs_closure else None
             self.driver.step(loss, closure)
+            clock.first_step_done()
             state.step += 1
             examples += len(targets)
             for key, value in batch_sums.items():
@@ -125,7 +131,11 @@ class Trainer:
                 raise RuntimeError(f"injected fault at step {state.step} ({FAULT_RAISE_ENV})")
             if self.sleep_per_step:  # test-only (FAULT_SLEEP_ENV)
                 time.sleep(self.sleep_per_step)
-        return {f"train_{key}": float(value) / examples for key, value in sums.items()}
+        clock.count(examples)
+        rows = {f"train_{key}": float(value) / examples for key, value in sums.items()}
+        # throughput of the training phase (loading, steps; the last step's loss check syncs the device)
+        rows["train_images_per_s"] = round(examples / (time.perf_counter() - started), 2)
+        return rows
 
     def _closure(self, inputs: torch.Tensor, targets: torch.Tensor) -> Any:
         """Re-evaluates the mini-batch loss (with gradients when ``backward``), for SAM/SLS."""

@@ -22,6 +22,7 @@ from bench.data.augment import AUGMENTATIONS
 from bench.data.build import LOADERS
 from bench.errors import BenchError
 from bench.identity import get_dotted
+from bench.optim_factory import EXEMPT_KINDS
 from bench.probes import PROBES
 from bench.schedules import SCHEDULES
 from models import available_models
@@ -134,6 +135,7 @@ RULES: dict[str, Rule] = {
     "trainer.batch_size": POSITIVE,
     "trainer.eval_batch_size": POSITIVE,
     "trainer.steps_per_epoch": COUNT,
+    "trainer.threads": COUNT,
     "trainer.train_subset": COUNT,
     "trainer.test_subset": COUNT,
     "trainer.device": Rule("device", fix="auto (or cpu)"),
@@ -197,7 +199,7 @@ HPARAM_RULES: dict[str, Rule] = {
 }
 
 OPTIM_RULES: dict[str, Rule] = {
-    "no_weight_decay": Rule("list", item=Rule("str", choices=("bn", "bias"))),
+    "no_weight_decay": Rule("list", item=Rule("str", choices=EXEMPT_KINDS)),
     "group_by": Rule("str", choices=("module",), optional=True),
 }
 

@@ -70,10 +70,12 @@ for _name, _builder in (("tv_resnet18", "resnet18"), ("tv_resnet34", "resnet34")
 
 @register_model("vit_tiny_patch16_224")
 def vit_tiny_patch16_224(num_classes: int = 1000, in_channels: int = 3, pretrained_path: str | None = None,
-                         image_size: int = 224) -> nn.Module:
-    """timm ViT-Tiny/16 (the PS paper's ViT-Tiny), random init or a local checkpoint."""
+                         image_size: int = 224, patch_size: int = 16, drop_path_rate: float = 0.0) -> nn.Module:
+    """timm ViT-Tiny/16 (the PS paper's ViT-Tiny), random init or a local checkpoint; ``patch_size`` and
+    ``image_size`` give its CIFAR-scale variant (32 px, patch 4), ``drop_path_rate`` DeiT's stochastic depth."""
     import timm
 
     model = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=num_classes,
-                              in_chans=in_channels, img_size=image_size)
+                              in_chans=in_channels, img_size=image_size, patch_size=patch_size,
+                              drop_path_rate=drop_path_rate)
     return load_checkpoint(model, pretrained_path) if pretrained_path else model

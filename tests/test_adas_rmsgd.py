@@ -222,26 +222,29 @@ def test_several_parameter_groups_keep_the_layer_assignment():
 
 
 # ------------------------------------------------------------------------ inner step and resume
-def sgd_pair(optimizer_cls, **kwargs):
+def sgd_pair(optimizer_cls, group_lr: float = LR, **kwargs):
+    """Three steps of ``optimizer_cls`` (its group LR set to ``group_lr``) and of torch SGD at ``group_lr``."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(64, 2))
     twin = copy.deepcopy(model)
     groups = parameter_groups(model, ["bn"])
     ours = optimizer_cls(groups, lr=LR, momentum=0.9, weight_decay=5e-4, **kwargs)
-    reference = torch.optim.SGD(parameter_groups(twin, ["bn"]), lr=LR, momentum=0.9, weight_decay=5e-4,
+    reference = torch.optim.SGD(parameter_groups(twin, ["bn"]), lr=group_lr, momentum=0.9, weight_decay=5e-4,
                                 nesterov=kwargs.get("nesterov", False))
+    for group in ours.param_groups:
+        group["lr"] = group_lr              # what StepLR / AutoDrop do
     x, y = torch.randn(8, 3, 6, 6), torch.randint(0, 2, (8,))
     for _ in range(3):
         for m, opt in ((model, ours), (twin, reference)):
             opt.zero_grad()
             nn.functional.cross_entropy(m(x), y).backward()
             opt.step()
-    return model, twin
+    return model, twin, ours
 
 
 @pytest.mark.parametrize("cls,kwargs", [(AdaS, {}), (RMSGD, {}), (AdaS, {"variant": "pypi", "nesterov": True})])
 def test_step_is_momentum_sgd_while_the_lrs_are_equal(cls, kwargs):
-    model, twin = sgd_pair(cls, **kwargs)
+    model, twin, _ = sgd_pair(cls, **kwargs)
     for a, b in zip(model.parameters(), twin.parameters()):
         assert torch.equal(a, b)
 
@@ -250,19 +253,7 @@ def test_step_is_momentum_sgd_while_the_lrs_are_equal(cls, kwargs):
 def test_group_lr_multiplies_the_per_layer_rates(cls):
     """A schedule halving group["lr"] halves every layer's step (issue 11 item 1: it was ignored) and
     the logged per-layer rates are the effective ones; the unscheduled run stays momentum SGD at lr."""
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(64, 2))
-    twin = copy.deepcopy(model)
-    ours = cls(parameter_groups(model, ["bn"]), lr=LR, momentum=0.9, weight_decay=5e-4)
-    reference = torch.optim.SGD(parameter_groups(twin, ["bn"]), lr=LR / 2, momentum=0.9, weight_decay=5e-4)
-    for group in ours.param_groups:
-        group["lr"] = LR / 2              # what StepLR / AutoDrop do
-    x, y = torch.randn(8, 3, 6, 6), torch.randint(0, 2, (8,))
-    for _ in range(3):
-        for m, opt in ((model, ours), (twin, reference)):
-            opt.zero_grad()
-            nn.functional.cross_entropy(m(x), y).backward()
-            opt.step()
+    model, twin, ours = sgd_pair(cls, group_lr=LR / 2)
     for a, b in zip(model.parameters(), twin.parameters()):
         assert torch.equal(a, b)
     assert ours.layer_lrs() == [LR / 2] * len(ours.layer_lrs())
@@ -273,7 +264,7 @@ def test_group_lr_multiplies_the_per_layer_rates(cls):
 
 
 def test_sutskever_form_equals_sgd_at_constant_lr():
-    model, twin = sgd_pair(AdaS, variant="paper_text")
+    model, twin, _ = sgd_pair(AdaS, variant="paper_text")
     for a, b in zip(model.parameters(), twin.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,11 @@ def test_a_run_writes_one_complete_record_and_a_relaunch_skips_it(bench) -> None
     assert record["best"]["value"] == max(row["test_acc1"] for row in record["history"])
     assert record["optimizers"] == {"model": {"optim": "sgd", "class_name": "SGD", "schedule": "constant"}}
     assert f"test_acc1 {last['test_acc1']:.2f}%" in first.stdout
+    timing = record["time"]  # where the wall time went (issue 17)
+    assert {"data_s", "build_s", "train_s", "eval_s", "checkpoint_s", "first_step_s"} <= set(timing)
+    assert timing["train_examples"] == 2 * 1500 and timing["examples_per_s"] > 0
+    assert all(timing[k] > 0 for k in ("train_s", "eval_s", "checkpoint_s", "first_step_s"))
+    assert timing["train_s"] + timing["eval_s"] + timing["checkpoint_s"] <= record["wall_time_s"] + 1e-3
 
     again = bench(*TINY)
     assert "skipped" in again.stdout and len(_records(bench.results)) == 1
@@ -97,7 +103,9 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_run(bench) -> None:
     (want,) = _records(Path(bench.results).parent / "reference" / "results")
     (got,) = _records(Path(bench.results).parent / "resumed" / "results")
     assert got["resumed_at_epochs"] == [1]
-    strip = lambda rows: [{k: v for k, v in r.items() if k != "epoch_time_s"} for r in rows]  # noqa: E731
+    assert got["time"]["train_examples"] == want["time"]["train_examples"] == 3 * 1500  # epoch 1 counted once
+    timing = ("epoch_time_s", "train_images_per_s")
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in timing} for r in rows]  # noqa: E731
     assert strip(got["history"]) == strip(want["history"])
 
 
@@ -124,3 +132,18 @@ def test_real_cifar10_copies_are_recorded_with_their_provenance(bench, shared_da
     subprocess.run([sys.executable, "-m", "bench.tables", "--results", str(bench.results), "--out", str(out),
                     "--quiet"], cwd=ROOT, check=True)
     assert "‡" in (out / "summary.md").read_text()
+
+
+@pytest.mark.slow
+def test_parallel_launcher_budgets_threads_and_equals_a_run_alone(bench) -> None:
+    """hydra/launcher=parallel runs cells side by side with cores // n_jobs threads each (issue 17), and a
+    cell's record equals the same run launched alone with that thread count (deterministic mode)."""
+    settings = [*TINY, "trainer.deterministic=true"]
+    bench("--multirun", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "seed=0,1", *settings, home="par")
+    parallel = {r["seed"]: r for r in _records(bench.results.parent / "par" / "results")}
+    threads = max(1, (os.cpu_count() or 1) // 2)
+    assert sorted(parallel) == [0, 1] and {r["hardware"]["torch_threads"] for r in parallel.values()} == {threads}
+    bench(*settings, "seed=1", f"trainer.threads={threads}", home="alone")
+    (alone,) = _records(bench.results.parent / "alone" / "results")
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "epoch_time_s"} for r in rows]  # noqa: E731
+    assert alone["run_id"] == parallel[1]["run_id"] and strip(alone["history"]) == strip(parallel[1]["history"])

@@ -19,6 +19,7 @@ Recipes (``dataset.augment.name``), by paper:
 - ``random_resized_crop``: AdaS Tiny-ImageNet (size 64) and ImageNet (size 224) training:
   RandomResizedCrop(size, scale=(0.08, 1), ratio=(3/4, 4/3)) + RandomHorizontalFlip.
 - ``simclr``: SimCLR's two-view augmentation; DataLoader path only (``bench.data.transforms``).
+- ``timm``: timm's ``create_transform`` (the DeiT recipe); DataLoader path only.
 """
 from __future__ import annotations
 
@@ -228,6 +229,7 @@ AUGMENTATIONS: dict[str, Callable[..., Pipeline]] = {
     "keras_affine": lambda **options: Pipeline([keras_affine(**options)]),
     "random_resized_crop": lambda **options: Pipeline([random_resized_crop(**options)]),
     "simclr": _fast_only_on_dataloader("simclr"),
+    "timm": _fast_only_on_dataloader("timm"),
 }
 
 

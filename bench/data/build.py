@@ -58,9 +58,10 @@ def _fast_eval_is_identity(ds: dict[str, Any]) -> bool:
     return name == "none" or (name == "resize_center_crop" and options["resize"] == options["crop"] == ds["image_size"])
 
 
-def build_loaders(cfg: dict[str, Any], data: PreparedDataset,
-                  device: torch.device) -> tuple[EpochBatches, EpochBatches, dict[str, Any]]:
-    """Train and test loaders, and what was used (example counts, loader kind) for the run record."""
+def build_loaders(cfg: dict[str, Any], data: PreparedDataset, device: torch.device,
+                  drop_last: bool = False) -> tuple[EpochBatches, EpochBatches, dict[str, Any]]:
+    """Train and test loaders, and what was used (example counts, loader kind) for the run record;
+    ``drop_last`` drops each epoch's incomplete last training batch."""
     ds, trainer = cfg["dataset"], cfg["trainer"]
     kind = ds.get("loader", "fast")
     if kind not in LOADERS:
@@ -78,7 +79,7 @@ def build_loaders(cfg: dict[str, Any], data: PreparedDataset,
             raise BenchError(f"dataset.eval_augment {ds['eval_augment']} needs dataset.loader=dataloader")
         norm = dict(mean=ds["mean"], std=ds["std"])
         train = TensorLoader(train_split.images, train_split.labels, batch_size=trainer["batch_size"], **norm,
-                             augment=augmentations.build(name, **options), shuffle=True, **common)
+                             augment=augmentations.build(name, **options), shuffle=True, drop_last=drop_last, **common)
         test = TensorLoader(test_split.images, test_split.labels, batch_size=trainer["eval_batch_size"], **norm,
                             shuffle=False, **common)
     else:
@@ -87,7 +88,7 @@ def build_loaders(cfg: dict[str, Any], data: PreparedDataset,
         eval_name, eval_options = _options(ds.get("eval_augment") or {"name": "none"})
         test_tf = transforms.eval_transform(eval_name, eval_options, ds["mean"], ds["std"])
         train = WorkerLoader(train_split, train_tf, batch_size=trainer["batch_size"], workers=workers, shuffle=True,
-                             **common)
+                             drop_last=drop_last, **common)
         test = WorkerLoader(test_split, test_tf, batch_size=trainer["eval_batch_size"], workers=workers,
                             shuffle=False, **common)
     used = {"train_examples": len(train_idx), "test_examples": len(test_idx), "loader": kind}

@@ -12,13 +12,16 @@ from bench.data.cache import PreparedDataset, Split
 STAND_IN_SIZES = {"train": 256, "test": 64}
 
 
-def stand_in(name: str, num_classes: int, channels: int, image_size: int, seed: int = 0) -> PreparedDataset:
-    """Uniform random uint8 images and labels (seeded) with ``name``'s shape and classes."""
+def stand_in(name: str, num_classes: int, channels: int, image_size: int, seed: int = 0,
+             extra_splits: tuple[str, ...] = ()) -> PreparedDataset:
+    """Uniform random uint8 images and labels (seeded) with ``name``'s shape and classes; ``extra_splits``
+    (STL-10's ``unlabeled``) get the training split's size."""
     rng = np.random.default_rng(seed)
+    sizes = {**STAND_IN_SIZES, **{split: STAND_IN_SIZES["train"] for split in extra_splits}}
     splits = {split: Split(rng.integers(0, 256, (n, image_size, image_size, channels), dtype=np.uint8),
                            rng.integers(0, num_classes, n).astype(np.int64))
-              for split, n in STAND_IN_SIZES.items()}
+              for split, n in sizes.items()}
     meta = {"dataset": name, "provenance": f"{name}-stand-in", "complete": False, "lossy": False,
-            "source": {"kind": "generated"}, "sizes": dict(STAND_IN_SIZES),
+            "source": {"kind": "generated"}, "sizes": sizes,
             "description": "random stand-in images (debug=smoke): checks that the run works, measures nothing"}
     return PreparedDataset(meta, splits)

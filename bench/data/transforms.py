@@ -5,11 +5,13 @@ path (``bench.data.augment``) reproduces their distributions in batch. Same reci
 options as ``bench.data.augment.AUGMENTATIONS``; every pipeline ends in ToTensor + Normalize
 (and Cutout after it, as the RMSGD code appends it).
 
-- ``simclr``: SimCLR's augmentation (Chen et al. 2020, Appendix A; the defaults of ``lightly``'s
-  SimCLRTransform, which the PS-SPS paper used): RandomResizedCrop(size, scale=(0.08, 1)),
-  horizontal flip, colour jitter (0.8, 0.8, 0.8, 0.2) with p=0.8, grayscale with p=0.2, Gaussian
-  blur (kernel ~10% of the size, sigma in [0.1, 2]) with p=0.5; two independent views per image.
-- eval recipes: ``none`` and ``resize_center_crop`` (ImageNet: Resize(256) + CenterCrop(224)).
+- ``simclr``: SimCLR's augmentation (Chen et al. 2020, Appendix A) as ``lightly``'s
+  ``SimCLRTransform`` (options in its own names, ``size`` -> ``input_size``): random resized crop,
+  flip, colour jitter, grayscale, Gaussian blur; two independent views per image.
+- ``timm``: ``timm.data.create_transform(size, is_training=True, **options)`` (the DeiT recipe:
+  RandAugment, colour jitter, bicubic, random erasing).
+- eval recipes: ``none`` and ``resize_center_crop`` (ImageNet: Resize(256) + CenterCrop(224); option
+  ``interpolation``, default bilinear; DeiT: bicubic).
 """
 from __future__ import annotations
 
@@ -47,16 +49,6 @@ class KerasAffine:
         return self.op(image[None], generator)[0]
 
 
-class TwoViews:
-    """Two independent draws of ``transform`` (SimCLR's positive pair)."""
-
-    def __init__(self, transform: Transform) -> None:
-        self.transform = transform
-
-    def __call__(self, image: Any) -> tuple[Any, Any]:
-        return self.transform(image), self.transform(image)
-
-
 def _finish(mean: Sequence[float], std: Sequence[float]) -> list[Transform]:
     return [T.ToTensor(), T.Normalize(mean, std)]
 
@@ -65,13 +57,22 @@ def _crop_flip(size: int, padding: int = 4, flip: bool = True) -> list[Transform
     return [T.RandomCrop(size, padding=padding)] + ([T.RandomHorizontalFlip()] if flip else [])
 
 
-def _simclr_view(size: int, scale: Sequence[float] = (0.08, 1.0), jitter: Sequence[float] = (0.8, 0.8, 0.8, 0.2),
-                 jitter_p: float = 0.8, gray_p: float = 0.2, blur_p: float = 0.5,
-                 blur_sigma: Sequence[float] = (0.1, 2.0)) -> list[Transform]:
-    kernel = int(0.1 * size) // 2 * 2 + 1
-    return [T.RandomResizedCrop(size, scale=tuple(scale)), T.RandomHorizontalFlip(),
-            T.RandomApply([T.ColorJitter(*jitter)], p=jitter_p), T.RandomGrayscale(p=gray_p),
-            T.RandomApply([T.GaussianBlur(kernel, sigma=tuple(blur_sigma))], p=blur_p)]
+def _posterize(image: Any, bits_to_keep: int, **_: Any) -> Any:
+    """timm's posterize as under Pillow < 13, where keeping 0 bits gave a black image; Pillow 13 refuses
+    0 bits, which RandAugment's ``PosterizeIncreasing`` asks for at magnitude 10 (``mstd`` noise)."""
+    from PIL import Image, ImageOps
+
+    if bits_to_keep >= 8:
+        return image
+    return ImageOps.posterize(image, bits_to_keep) if bits_to_keep >= 1 else Image.new(image.mode, image.size)
+
+
+def _timm_transform(size: int, options: dict[str, Any], mean: Sequence[float], std: Sequence[float]) -> Transform:
+    from timm.data import auto_augment, create_transform
+
+    for name in ("Posterize", "PosterizeIncreasing", "PosterizeOriginal"):
+        auto_augment.NAME_TO_OP[name] = _posterize
+    return create_transform(size, is_training=True, mean=tuple(mean), std=tuple(std), **options)
 
 
 def train_transform(name: str, options: dict[str, Any], size: int, mean: Sequence[float],
@@ -95,7 +96,12 @@ def train_transform(name: str, options: dict[str, Any], size: int, mean: Sequenc
                                    ratio=tuple(options.pop("ratio", (3 / 4, 4 / 3))))
         return T.Compose([crop] + ([T.RandomHorizontalFlip()] if options.pop("flip", True) else []) + finish)
     if name == "simclr":
-        return TwoViews(T.Compose(_simclr_view(options.pop("size", size), **options) + finish))
+        from lightly.transforms import SimCLRTransform
+
+        options["input_size"] = options.pop("size", size)
+        return SimCLRTransform(**options, normalize={"mean": list(mean), "std": list(std)})
+    if name == "timm":
+        return _timm_transform(options.pop("size", size), options, mean, std)
     raise BenchError(f"unknown augmentation {name!r}; pick dataset.augment.name from {sorted(augment.AUGMENTATIONS)}")
 
 
@@ -104,5 +110,7 @@ def eval_transform(name: str, options: dict[str, Any], mean: Sequence[float], st
     if name == "none":
         return T.Compose(_finish(mean, std))
     if name == "resize_center_crop":
-        return T.Compose([T.Resize(options["resize"]), T.CenterCrop(options["crop"])] + _finish(mean, std))
+        mode = T.InterpolationMode(options.get("interpolation", "bilinear"))
+        return T.Compose([T.Resize(options["resize"], interpolation=mode), T.CenterCrop(options["crop"])]
+                         + _finish(mean, std))
     raise BenchError(f"unknown eval transform {name!r}; pick dataset.eval_augment.name from none, resize_center_crop")

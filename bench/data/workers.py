@@ -4,12 +4,16 @@ For large datasets whose images stay on disk (ImageNet) and, with ``dataset.load
 for the small ones too. Same protocol as ``bench.data.loader.TensorLoader``. Determinism: the
 example order comes from the same (seed, epoch) generator as the fast path, and each image's
 augmentation is drawn from torch's RNG seeded by (seed, epoch, index), so an epoch does not depend
-on the number of workers or on how a run was interrupted.
+on the number of workers or on how a run was interrupted. Python's and NumPy's global RNGs are
+seeded from the same per-image seed, since some library transforms draw from them (timm's
+RandAugment and random erasing, lightly's Gaussian blur).
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+
+import random
 
 import numpy as np
 import torch
@@ -46,13 +50,19 @@ class ImageDataset(Dataset):
         # torchvision's transforms draw from torch's default CPU generator (torch.manual_seed would
         # also seed every CUDA device, ~25x slower per image).
         generator = torch.default_generator
-        saved = generator.get_state() if get_worker_info() is None else None  # main process: restore after
-        generator.manual_seed((seed + index * _MIX) % 2**63)
+        main = get_worker_info() is None  # main process: restore the RNG states after
+        saved = (generator.get_state(), random.getstate(), np.random.get_state()) if main else None
+        image_seed = (seed + index * _MIX) % 2**63
+        generator.manual_seed(image_seed)
+        random.seed(image_seed)
+        np.random.seed(image_seed % 2**32)
         try:
             return self.transform(image), int(self.split.labels[index])
         finally:
             if saved is not None:
-                generator.set_state(saved)
+                generator.set_state(saved[0])
+                random.setstate(saved[1])
+                np.random.set_state(saved[2])
 
 
 def _to(inputs: Any, device: torch.device) -> Any:

@@ -10,8 +10,9 @@ from bench.workloads.base import LoopHooks, Metric, TrainState, Workload
 from bench.workloads.classification import Classification
 from bench.workloads.nqm import NQM
 from bench.workloads.sac import SoftActorCritic
+from bench.workloads.simclr import SimCLR
 
-WORKLOADS: dict[str, type[Workload]] = {cls.name: cls for cls in (Classification, NQM, SoftActorCritic)}
+WORKLOADS: dict[str, type[Workload]] = {cls.name: cls for cls in (Classification, NQM, SoftActorCritic, SimCLR)}
 
 
 def workload_class(name: str) -> type[Workload]:

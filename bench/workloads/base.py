@@ -16,6 +16,7 @@ from torch import nn
 
 from bench.early_stop import KEY as EARLY_STOP_KEY
 from bench.early_stop import EarlyStop
+from bench.timing import Stopwatch
 from optimizers.protocol import CLOSURE, LOSS, Driver
 
 
@@ -46,6 +47,7 @@ class LoopHooks:
 
     on_epoch_end: Callable[[TrainState], None] | None = None
     log_epoch: Callable[[dict[str, Any]], None] | None = None
+    clock: Stopwatch = field(default_factory=Stopwatch)  # loops charge their train and eval time to it
     early_stop: EarlyStop | None = None
 
     def epoch_done(self, state: TrainState, row: dict[str, Any]) -> bool:

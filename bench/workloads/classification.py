@@ -2,6 +2,12 @@
 
 Cross-entropy on ``dataset`` with ``model``; reports loss and top-1/top-5 accuracy (%) on the
 training batches and the test set. Primary metric: ``test_acc1`` (higher is better).
+
+Options (``workload.*``, absent in most presets): ``label_smoothing`` (cross-entropy's), and
+``mixup`` (keyword arguments of ``timm.data.Mixup``: mixup/cutmix on each training batch, soft
+targets with timm's label smoothing, loss ``timm.loss.SoftTargetCrossEntropy``; the DeiT recipe).
+Mixed batches are drawn by the loader, so a closure (SAM, SLS) re-evaluates the same batch; the
+training accuracies then score the dominant class of each soft target.
 """
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from torch import Tensor, nn
 
 from bench.data.build import build_loaders
 from bench.data.cache import PreparedDataset
+from bench.data.loader import EpochBatches
 from bench.data.prepare import resolve
 from bench.data.stand_in import stand_in
 from bench.errors import BenchError
@@ -37,13 +44,16 @@ def find_data(ds: dict[str, Any], data_root: str) -> PreparedDataset:
     except BenchError:
         if not ds.get("stand_in") or ds.get("source"):
             raise
-    return stand_in(ds["name"], ds["num_classes"], ds["channels"], ds["image_size"])
+    extra = tuple(split for split in ds.get("train_split", "train").split("+") if split not in ("train", "test"))
+    return stand_in(ds["name"], ds["num_classes"], ds["channels"], ds["image_size"], extra_splits=extra)
 
 
 def data_record(meta: dict[str, Any], used: dict[str, Any], ds: dict[str, Any]) -> dict[str, Any]:
     """The record's ``data`` block: provenance of the copy, what was used, and the pipeline."""
     keep = ("dataset", "provenance", "complete", "source", "lossy", "description", "sizes", "prepared_at")
     record = {k: meta.get(k) for k in keep}
+    if "official_md5" in meta:  # read as an official release: do its files carry the official checksums?
+        record["official_md5"] = meta["official_md5"]
     if "jpeg_filled" in meta:
         record["jpeg_filled_count"] = len(meta["jpeg_filled"])
     pipeline = {"augment": ds["augment"], "eval_augment": ds.get("eval_augment"),
@@ -51,22 +61,65 @@ def data_record(meta: dict[str, Any], used: dict[str, Any], ds: dict[str, Any]) 
     return {**record, **used, **pipeline}
 
 
-class Classification(BatchWorkload):
-    """Cross-entropy classification of ``dataset`` by ``model``."""
+class MixupLoader:
+    """``loader``'s batches through ``timm.data.Mixup`` (inputs mixed, targets soft)."""
 
-    name = "classification"
-    primary = Metric("test_acc1", "max")
+    def __init__(self, loader: EpochBatches, options: dict[str, Any], num_classes: int) -> None:
+        from timm.data import Mixup
+
+        self.loader, self.mixup = loader, Mixup(**{"num_classes": num_classes, **options})
+        if loader.batch_size % 2:
+            raise BenchError(f"workload.mixup needs an even trainer.batch_size, got {loader.batch_size}")
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    @property
+    def examples_per_epoch(self) -> int:
+        return self.loader.examples_per_epoch
+
+    def epoch(self, epoch: int) -> Any:
+        for inputs, targets in self.loader.epoch(epoch):
+            if len(inputs) % 2:  # timm mixes a batch with its flip: drop the odd last example
+                inputs, targets = inputs[:-1], targets[:-1]
+            yield self.mixup(inputs, targets)
+
+
+class ImageWorkload(BatchWorkload):
+    """A batch workload on an image dataset of the ``dataset`` group: finding it, and its record."""
+
+    data: PreparedDataset
+    used: dict[str, Any]  # what the loaders used (bench.data.build.build_loaders)
 
     @classmethod
     def locate_data(cls, cfg: dict[str, Any]) -> tuple[str, PreparedDataset]:
         data = find_data(cfg["dataset"], cfg["data_root"])
         return data.tag, data
 
+    def data_record(self) -> dict[str, Any]:
+        return data_record(self.data.meta, self.used, self.cfg["dataset"])
+
+
+class Classification(ImageWorkload):
+    """Cross-entropy classification of ``dataset`` by ``model``."""
+
+    name = "classification"
+    primary = Metric("test_acc1", "max")
+    label_smoothing: float = 0.0
+    soft_loss: nn.Module | None = None  # timm's SoftTargetCrossEntropy, with workload.mixup
+
     def __init__(self, cfg: dict[str, Any], device: torch.device, data: PreparedDataset | None = None) -> None:
         super().__init__(cfg, device)
         ds = cfg["dataset"]
         self.data = data or find_data(ds, cfg["data_root"])
         self.train_loader, self.test_loader, self.used = build_loaders(cfg, self.data, device)
+        workload = cfg.get("workload") or {}
+        self.label_smoothing = float(workload.get("label_smoothing") or 0.0)
+        if workload.get("mixup"):
+            from timm.loss import SoftTargetCrossEntropy
+
+            self.train_loader = MixupLoader(self.train_loader, dict(workload["mixup"]), ds["num_classes"])
+            self.soft_loss = SoftTargetCrossEntropy()
         options = {k: v for k, v in cfg["model"].items() if k != "name"}
         self.model = create_model(cfg["model"]["name"], num_classes=ds["num_classes"], in_channels=ds["channels"],
                                   **options).to(device)
@@ -94,12 +147,13 @@ class Classification(BatchWorkload):
             raise BenchError(f"model {model} gives {classes} outputs for the {ds['num_classes']} classes of "
                              f"{ds['name']}; pick a model=<name> made for {ds['name']}")
 
-    def data_record(self) -> dict[str, Any]:
-        return data_record(self.data.meta, self.used, self.cfg["dataset"])
-
     def loss(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         logits = model(inputs)
-        loss = nn.functional.cross_entropy(logits, targets)
+        if targets.ndim == 2:  # soft targets of mixup/cutmix
+            loss = self.soft_loss(logits, targets)
+            targets = targets.argmax(dim=1)
+        else:
+            loss = nn.functional.cross_entropy(logits, targets, label_smoothing=self.label_smoothing)
         sums = topk_correct(logits.detach(), targets, (1, 5))
         sums["loss"] = loss.detach().float() * len(targets)
         return loss, sums

@@ -157,21 +157,25 @@ class SoftActorCritic(Workload):
         from bench.trainer import FAULT_KILL_ENV, by_role, driver_logs
 
         agent = self.agent
-        agent.attach(driver)
+        agent.attach(driver, hooks.clock)
         agent.kill_at_step = int(os.environ.get(FAULT_KILL_ENV, "0"))
         for epoch in range(state.epoch + 1, self.cfg["trainer"]["epochs"] + 1):
             started, steps, updates = time.perf_counter(), agent.num_timesteps, agent._n_updates
             episodes = agent._episode_num
             lrs = by_role(driver.lrs(), "lr")
             try:
-                self._learn()
+                with hooks.clock.phase("train"):
+                    self._learn()
+                    driver.end_epoch(epoch)
             except Diverged as exc:
                 state.history.append({"epoch": epoch, "step": agent.num_timesteps, **lrs, "diverged": str(exc)})
                 return "diverged"
-            driver.end_epoch(epoch)
             train_time = time.perf_counter() - started
+            hooks.clock.count(agent.num_timesteps - steps, "env_steps")
+            with hooks.clock.phase("eval"):
+                evaluation = self.evaluate(driver, epoch)
             row: dict[str, Any] = {"epoch": epoch, "step": agent.num_timesteps, **lrs,
-                                   **self._train_metrics(updates, episodes), **self.evaluate(driver, epoch),
+                                   **self._train_metrics(updates, episodes), **evaluation,
                                    **driver_logs(driver), "env_steps": agent.num_timesteps - steps,
                                    "learn_time_s": round(train_time, 3),
                                    "env_steps_per_s": round((agent.num_timesteps - steps) / train_time, 1)}

@@ -36,6 +36,7 @@ from stable_baselines3.common.utils import polyak_update
 from torch import nn
 from torch.nn import functional as F
 
+from bench.timing import Stopwatch
 from optimizers.protocol import Diverged, Driver
 
 BUFFER_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
@@ -66,9 +67,10 @@ class DrivenSAC(SAC):
         self.log_ent_coef = self.temperature.log_ent_coef
         self.sums = dict.fromkeys(LOSSES, 0.0)
 
-    def attach(self, driver: Driver) -> None:
-        """Use ``driver``'s optimizers (SB3's own are never stepped; this keeps its references honest)."""
-        self.driver = driver
+    def attach(self, driver: Driver, clock: Stopwatch | None = None) -> None:
+        """Use ``driver``'s optimizers (SB3's own are never stepped; this keeps its references honest);
+        ``clock`` learns when the first update is done."""
+        self.driver, self.clock = driver, clock or Stopwatch()
         self.actor.optimizer, self.critic.optimizer = driver.optimizer("actor"), driver.optimizer("critic")
         self.ent_coef_optimizer = driver.optimizer("entropy")
 
@@ -79,6 +81,7 @@ class DrivenSAC(SAC):
 
     def _update(self, role: str, loss: torch.Tensor) -> float:
         self.driver.step(loss, roles=(role,))
+        self.clock.first_step_done()
         value = loss.item()
         self.sums[f"{role}_loss"] += value
         return value
