@@ -82,7 +82,7 @@ def execute(cfg: dict[str, Any], sweep: bool = False, explicit: Iterable[str] = 
 def _run(cfg: dict[str, Any], workload_cls: type[Workload], data: Any, store: ResultsStore, digest: str,
          run_dir: Path, sweep: bool, located_s: float, stop_rule: EarlyStop | None = None) -> Outcome:
     """Build the run (any failure: one error line, nothing written), train it, and record it;
-    ``located_s``: the seconds spent finding or preparing its data."""
+    ``located_s``: the seconds spent finding or preparing its data; ``stop_rule``: trainer.early_stop."""
     rid = run_dir.name
     base = {
         "run_id": rid, "config_hash": digest, "experiment": cfg["experiment"], "optim": cfg["optim"]["name"],

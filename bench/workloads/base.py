@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from bench.timing import Stopwatch
 from bench.early_stop import KEY as EARLY_STOP_KEY
 from bench.early_stop import EarlyStop
+from bench.timing import Stopwatch
 from optimizers.protocol import CLOSURE, LOSS, Driver
 
 
