@@ -198,3 +198,11 @@ def test_adas_table1_spec_matches_real_configs(overrides: list[str], label: str 
     record = {"config": cfg, "experiment": cfg["experiment"], "optim": cfg["optim"]["name"]}
     methods = yaml.safe_load((ROOT / "results" / "specs" / "adas_table1.yaml").read_text())["match"]["method"]
     assert [name for name, criteria in methods.items() if matches(record, criteria)] == ([label] if label else [])
+
+
+def test_summary_names_the_roles_another_optimizer_drove() -> None:
+    from bench.tables.build import optim_label
+
+    record = {"optim": "ps_dasgd", "optimizers": {"actor": {"optim": "ps_dasgd"}, "entropy": {"optim": "adam"}}}
+    assert optim_label(record) == "ps_dasgd (entropy: adam)"
+    assert optim_label({"optim": "sgd", "optimizers": {"model": {"optim": "sgd"}}}) == "sgd"

@@ -49,6 +49,12 @@ def _cell(records: list[dict[str, Any]], metric: str, epoch: int | None) -> Cell
                 failed=sum(r["status"] == "failed" for r in records), marks=marks(records))
 
 
+def optim_label(record: dict[str, Any]) -> str:
+    """The run's optimizer, and the roles that another optimizer drove: ``ps_dasgd (entropy: adam)``."""
+    others = [f"{role}: {r['optim']}" for role, r in (record.get("optimizers") or {}).items() if r["optim"] != record["optim"]]
+    return f"{record['optim']} ({', '.join(others)})" if others else record["optim"]
+
+
 def summary(records: list[dict[str, Any]]) -> Table:
     """One row per cell (same config but the seed): each workload's primary metric over seeds."""
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -62,7 +68,7 @@ def summary(records: list[dict[str, Any]]) -> Table:
         cell = _cell(counted, metric, None)
         best = Cell([r["best"]["value"] for r in counted if r["status"] == "finished" and r.get("best")])
         rows.append([
-            first["experiment"], first["workload"], first["dataset"], first["model"], first["optim"],
+            first["experiment"], first["workload"], first["dataset"], first["model"], optim_label(first),
             first["config"]["schedule"]["name"], f"{first['history'][-1]['epoch'] if first.get('history') else 0}/"
             f"{first['config']['trainer']['epochs']}", "reduced" if first["protocol"]["reduced"] else "full",
             (first.get("data") or {}).get("provenance", "?"), f"{metric} {'↑' if mode == 'max' else '↓'}",
