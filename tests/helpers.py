@@ -61,3 +61,8 @@ def planned(*overrides: str) -> dict[str, Any]:
 
     cfg = composed(*overrides)
     return plan(cfg, workload_class(cfg["workload"]["name"]).roles, explicit_keys(overrides))
+
+
+def without_timing(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """History rows without their wall-clock values (``*_time_s``, ``*_per_s``), which no rerun repeats."""
+    return [{k: v for k, v in row.items() if not k.endswith(("_time_s", "_per_s"))} for row in rows]

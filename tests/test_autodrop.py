@@ -11,6 +11,7 @@ from bench.schedules import SCHEDULES
 from optimizers import AutoDrop
 from optimizers.autodrop import angle_degrees
 from tests.conftest import TINY
+from tests.helpers import without_timing
 
 SAT = [None, None, 30.0, 50.0]  # code: first omega at epoch 3; 50 -> 50 + 0.005 saturates at epoch 5
 
@@ -207,6 +208,4 @@ def test_autodrop_in_a_run_logs_and_resumes_exactly(bench, tmp_path) -> None:
     assert killed.returncode != 0
     bench(*args)
     resumed = _history(bench)
-    timing = ("epoch_time_s", "train_images_per_s")
-    strip = lambda rows: [{k: v for k, v in r.items() if k not in timing} for r in rows]  # noqa: E731
-    assert strip(resumed) == strip(full)
+    assert without_timing(resumed) == without_timing(full)

@@ -13,7 +13,7 @@ from bench.optim_factory import build_driver
 from bench.trainer import FAULT_KILL_ENV
 from bench.workloads import LoopHooks, TrainState
 from bench.workloads.sac import SoftActorCritic, success
-from tests.helpers import planned
+from tests.helpers import planned, without_timing
 
 # The PS paper's RL rows (Table 3): SGD (no weight decay), DoG, D-Adapt SGD, Adam, COCOB, LDoG,
 # D-Adapt Adam, Prodigy, PS-DA-SGD.
@@ -133,9 +133,7 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_run(bench) -> None:
     (want,) = _records(bench.results.parent / "reference" / "results")
     (got,) = _records(bench.results.parent / "resumed" / "results")
     assert got["resumed_at_epochs"] == [2]
-    timing = ("epoch_time_s", "learn_time_s", "env_steps_per_s")
-    strip = lambda rows: [{k: v for k, v in r.items() if k not in timing} for r in rows]  # noqa: E731
-    assert strip(got["history"]) == strip(want["history"]) and len(got["history"]) == 3
+    assert without_timing(got["history"]) == without_timing(want["history"]) and len(got["history"]) == 3
 
 
 # ------------------------------------------------------------------------ success rule
