@@ -7,7 +7,7 @@ from typing import Any
 
 # Keys that change where or how a run is stored or shown, never its result.
 VOLATILE_KEYS = (
-    "results_dir", "work_dir", "data_root", "force", "logger", "planned",
+    "results_dir", "work_dir", "data_root", "force", "logger", "planned", "protocol.free",
     "dataset.root", "dataset.source", "dataset.download", "dataset.workers", "trainer.device", "trainer.threads", "trainer.progress",
     "trainer.divergence_check_every", "trainer.keep_checkpoint",
 )

@@ -26,6 +26,7 @@ PRESETS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml")
                  if not p.stem.startswith("ps_sac_") and not p.stem.endswith("_ade20k"))
 # one optimizer per protocol feature: plain, end_epoch per-layer LRs, closure, loss, averaged model
 SMOKE_OPTIMS = "sgd,adas,sam,ps_sps,dog"
+NO_CONV_LAYERS = {"autodrop_nqm"}  # AdaS has nothing to adapt there: refused up front (tests/test_cli_errors.py)
 
 
 def _records(folder: Path) -> list[dict]:
@@ -143,9 +144,10 @@ def test_schema_1_records_still_skip_and_tabulate(bench, tmp_path: Path) -> None
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_runs_with_debug_smoke(bench, preset: str) -> None:
     """debug=smoke on every preset with one optimizer per protocol feature: a few steps, recorded reduced."""
-    bench("--multirun", f"+experiment={preset}", f"optim={SMOKE_OPTIMS}", "debug=smoke", env={"OMP_NUM_THREADS": "1"})
+    optims = [o for o in SMOKE_OPTIMS.split(",") if not (o == "adas" and preset in NO_CONV_LAYERS)]
+    bench("--multirun", f"+experiment={preset}", f"optim={','.join(optims)}", "debug=smoke", env={"OMP_NUM_THREADS": "1"})
     records = _records(bench.results)
-    assert sorted(r["optim"] for r in records) == sorted(SMOKE_OPTIMS.split(","))
+    assert sorted(r["optim"] for r in records) == sorted(optims)
     for record in records:
         assert record["status"] in ("finished", "diverged"), record.get("error")
         assert record["protocol"]["reduced"] is True and record["config"]["debug"]["name"] == "smoke"
