@@ -44,7 +44,7 @@ from typing import Any
 
 from bench.early_stop import KEY as EARLY_STOP_KEY
 from bench.errors import BenchError
-from bench.identity import config_hash
+from bench.identity import config_hash, get_dotted
 
 SCHEMA_VERSION = 2
 FINAL_STATUSES = ("finished", "diverged")
@@ -79,13 +79,11 @@ def summarize(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _set(config: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, leaf = dotted.split(".")
-    node = config
-    for part in parents:
-        node = node.get(part)
-        if not isinstance(node, dict):
-            return
-    node.setdefault(leaf, value)
+    """Give ``dotted`` its schema-2 default where the parent exists and the key does not."""
+    parent, _, leaf = dotted.rpartition(".")
+    node = get_dotted(config, parent) if parent else config
+    if isinstance(node, dict):
+        node.setdefault(leaf, value)
 
 
 def upgrade_config(config: dict[str, Any]) -> dict[str, Any]:

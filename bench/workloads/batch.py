@@ -29,8 +29,8 @@ class MeanEvaluator:
     """Per-example means of the sums that ``sums(model, inputs, targets)`` returns for each batch."""
 
     def __init__(self, sums: Callable[[nn.Module, Tensor, Tensor], dict[str, Tensor]]) -> None:
-        self.sums_of, self.sums, self.count = sums, {}, 0
-        self.sums: dict[str, Tensor]
+        self.sums_of, self.count = sums, 0
+        self.sums: dict[str, Tensor] = {}
 
     def update(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> None:
         for key, value in self.sums_of(model, inputs, targets).items():
