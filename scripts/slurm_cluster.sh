@@ -53,7 +53,8 @@ install_packages() {
 
 check_version() {
   local version
-  version="$(sinfo -V | awk '{print $2}')"
+  # dpkg, not `sinfo -V`: Slurm's clients look for a config before printing their version (22.05.8-4+deb12u3)
+  version="$(dpkg-query -W -f='${Version}' slurmctld)"
   case "$version" in
     "$SLURM_SERIES".*) ;;
     *) die "Slurm $version is installed but this script's config is for Slurm $SLURM_SERIES (Debian 12); install $SLURM_SERIES or adapt write_config" ;;
