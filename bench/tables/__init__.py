@@ -1,2 +1,2 @@
-"""Tables from the results store: ``python -m bench.tables`` (generic and spec-driven) and
-per-paper metric modules (e.g. ``bench.tables.adalip``)."""
+"""Tables from the results store: ``python -m bench.tables`` (the all-runs summary and the paper tables
+of results/specs/, built by ``bench.tables.paper``)."""

@@ -1,7 +1,8 @@
 """``python -m bench.tables [--results DIR] [--out DIR]``: rebuild every table from ``results/``.
 
-Writes ``<out>/summary.{md,csv}`` (all runs), one table per spec in ``<results>/specs/``
-(mean ± std over seeds beside the published value) and the AdaLip Tables 2-5, and prints them.
+Writes ``<out>/summary.{md,csv,tex}`` (all runs) and one table per spec in ``<results>/specs/``
+(format: results/specs/README.md; ours with its 95% CI beside the published value) as Markdown,
+CSV and LaTeX (booktabs), and prints them.
 The store defaults to ``$BENCH_RESULTS_DIR`` (else ``results``), as for ``python -m bench``; a
 relocated store without its own ``specs/`` or ``published/`` uses the checkout's.
 """
@@ -16,11 +17,9 @@ from typing import Any
 from bench import PROJECT_ROOT
 from bench.errors import BenchError, report
 from bench.records import ResultsStore
-from bench.tables import adalip
-from bench.tables.build import Table, paper_table, summary
-
-# Paper tables whose aggregation is not "mean ± std over seeds" (see results/specs/ for those).
-CUSTOM_TABLES = (adalip.render,)
+from bench.tables.build import Table, summary
+from bench.tables.paper import paper_table
+from bench.tables.spec import Spec, load_spec
 RESULTS_ENV = "BENCH_RESULTS_DIR"
 EXAMPLES = """examples:
   python -m bench.tables                                   # results/runs -> results/tables/*.{md,csv}
@@ -40,11 +39,15 @@ def build(results: Path, specs: Path | None = None) -> tuple[list[dict[str, Any]
     if not results.is_dir():
         raise BenchError(f"no results store at {results}; pass --results <dir> or run python -m bench first")
     records = list(ResultsStore(results))
-    specs = specs or store_or_checkout(results, "specs")
-    published = store_or_checkout(results, "published")
-    tables = [summary(records)] + [paper_table(p, published, records) for p in sorted(specs.glob("*.yaml"))]
-    tables += [table for render in CUSTOM_TABLES for table in render(records, published)]
+    tables = [summary(records)] + [paper_table(spec, records) for spec in load_specs(results, specs)]
     return records, tables
+
+
+def load_specs(results: Path, specs: Path | None = None) -> list[Spec]:
+    """Every paper table spec of the store (or the checkout's), with its published CSV."""
+    folder = specs or store_or_checkout(results, "specs")
+    published = store_or_checkout(results, "published")
+    return [load_spec(path, published) for path in sorted(folder.glob("*.yaml"))]
 
 
 def store_arguments(parser: argparse.ArgumentParser, output: str) -> None:

@@ -1,7 +1,7 @@
 """Table builders: the all-runs summary and the spec-driven paper tables.
 
-Each builder returns a ``Table``: a title, column names, rows of strings, and notes; ``render``
-writes it as Markdown and CSV.
+Each builder returns a ``Table``: a title, column names, rows of strings, and notes, written as
+Markdown, CSV and LaTeX (booktabs).
 """
 from __future__ import annotations
 
@@ -11,10 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bench.tables.cells import Cell, fmt
-from bench.tables.records import MARKS_LEGEND, cell_key, marks, matches, metric_at
+from bench.tables.records import MARKS_LEGEND, cell_key, marks, metric_at
 
 COUNTED = ("finished", "diverged")
 
@@ -34,13 +32,37 @@ class Table:
         lines += ["| " + " | ".join(row) + " |" for row in self.rows]
         return "\n".join(lines + [""] + [f"{note}  " for note in self.notes]) + "\n"
 
+    def latex(self) -> str:
+        """A booktabs ``table`` environment (``\\usepackage{booktabs}``), notes as a footnote paragraph."""
+        lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{latex_escape(self.title)}}}",
+                 rf"\label{{tab:{self.name}}}", r"\begin{tabular}{" + "l" * len(self.columns) + "}", r"\toprule",
+                 " & ".join(latex_escape(c) for c in self.columns) + r" \\", r"\midrule"]
+        lines += [" & ".join(latex_escape(cell) for cell in row) + r" \\" for row in self.rows]
+        lines += [r"\bottomrule", r"\end{tabular}"]
+        if self.notes:
+            lines += [r"\par\footnotesize " + r" \\ ".join(latex_escape(note) for note in self.notes)]
+        return "\n".join(lines + [r"\end{table}", ""])
+
     def write(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{self.name}.md").write_text(self.markdown())
+        (folder / f"{self.name}.tex").write_text(self.latex())
         with open(folder / f"{self.name}.csv", "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(self.columns)
             writer.writerows(self.rows)
+
+
+LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+         "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "†": r"$^\dagger$",
+         "‡": r"$^\ddagger$", "§": r"\S{}", "¶": r"\P{}", "Δ": r"$\Delta$", "−": "-", "↑": r"$\uparrow$",
+         "↓": r"$\downarrow$", "·": r"$\cdot$", "β": r"$\beta$", "ρ": r"$\rho$", "×": r"$\times$",
+         "≤": r"$\leq$", "≥": r"$\geq$", "–": "--", "—": "---", "…": r"\ldots{}"}
+
+
+def latex_escape(text: str) -> str:
+    """``text`` with LaTeX's special characters escaped and the tables' symbols as math."""
+    return "".join(LATEX.get(char, char) for char in str(text))
 
 
 def _cell(records: list[dict[str, Any]], metric: str, epoch: int | None) -> Cell:
@@ -82,27 +104,3 @@ def summary(records: list[dict[str, Any]]) -> Table:
                  [MARKS_LEGEND, "↑ higher is better, ↓ lower is better; best: the best evaluation of each run."], runs)
 
 
-def paper_table(spec_path: Path, published_dir: Path, records: list[dict[str, Any]]) -> Table:
-    """A paper table from its spec (see results/specs/*.yaml): ours beside the published values."""
-    spec = yaml.safe_load(spec_path.read_text())
-    with open(published_dir / spec["published"], newline="") as handle:
-        published = list(csv.DictReader(handle))
-    keys = [k for k in published[0] if k not in ("mean", "std")]
-    counted = [r for r in records if r["status"] in COUNTED]
-    rows, runs = [], []
-    for row in published:
-        criteria: dict[str, Any] = {}
-        for key in keys:
-            criteria.update(spec["match"].get(key, {}).get(row[key], {}))
-        epoch = int(row[spec["at_epoch"]]) if spec.get("at_epoch") else None
-        members = [r for r in counted if matches(r, criteria)]
-        runs.append(sorted(r["run_id"] for r in members))
-        cell = _cell(members, spec["metric"], epoch)
-        paper = float(row["mean"]) if row["mean"] else None
-        paper_text = fmt(paper) + (f" ± {row['std']}" if row.get("std") else "")
-        delta = fmt(cell.mean - paper) if cell.mean is not None and paper is not None else "-"
-        rows.append([row[k] for k in keys] + [cell.text(), str(cell.n), paper_text, delta])
-    notes = [f"Source: {spec['paper']}. 'ours' reads `{spec['metric']}`"
-             + (f" at the epoch in column `{spec['at_epoch']}`" if spec.get("at_epoch") else " at the last epoch")
-             + "; Δ = ours − paper; '-' = no runs yet.", MARKS_LEGEND]
-    return Table(spec_path.stem, spec["title"], keys + ["ours", "n", "paper", "Δ"], rows, notes, runs)
