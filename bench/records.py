@@ -61,6 +61,21 @@ RENAMED_OPTIMS = {
     "adas_b095": "adas", "adas_b0975": "adas", "gd_angle_nqm": "gd", "gd_autodrop_nqm": "gd",
 }
 
+# What a run's marks mean (bench.report's legend, bench.figures' footnotes).
+FLAGS = {"reduced": "reduced protocol (not the paper's setting)", "lossy": "lossy data copy (e.g. JPEG CIFAR-10)",
+         "synthetic": "generated or stand-in data (measures nothing about the real dataset)"}
+
+
+def flags(record: dict[str, Any]) -> list[str]:
+    """Which of reduced, lossy, synthetic a run is (the marks its table cells, report page and figures carry)."""
+    data = record.get("data") or {}
+    provenance = str(data.get("provenance", ""))
+    synthetic = ((data.get("source") or {}).get("kind") == "generated" or "synthetic" in provenance
+                 or "stand-in" in provenance)
+    out = {"reduced": bool((record.get("protocol") or {}).get("reduced")), "lossy": bool(data.get("lossy")),
+           "synthetic": synthetic}
+    return [name for name, on in out.items() if on]
+
 
 def _point(row: dict[str, Any], metric: str) -> dict[str, Any]:
     return {"metric": metric, "value": row[metric], "at": {k: row[k] for k in ("epoch", "step") if k in row}}

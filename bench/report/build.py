@@ -20,6 +20,7 @@ import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from bench.errors import BenchError
+from bench.records import FLAGS, flags
 from bench.report import plots
 from bench.report.site import Site, check_target
 from bench.tables.__main__ import build as build_tables
@@ -29,21 +30,8 @@ Record = dict[str, Any]
 TEMPLATES = Path(__file__).parent / "templates"
 MISSING = "-"
 MAX_ROW_LINKS = 8
-FLAGS = {"reduced": "reduced protocol (not the paper's setting)", "lossy": "lossy data copy (e.g. JPEG CIFAR-10)",
-         "synthetic": "generated or stand-in data (measures nothing about the real dataset)"}
 TIME_KEY = re.compile(r"time|_s$|_per_s$")
 DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-
-
-def flags(record: Record) -> list[str]:
-    """Which of reduced, lossy, synthetic a run is (the marks its table cells and its page carry)."""
-    data = record.get("data") or {}
-    provenance = str(data.get("provenance", ""))
-    synthetic = ((data.get("source") or {}).get("kind") == "generated" or "synthetic" in provenance
-                 or "stand-in" in provenance)
-    out = {"reduced": bool((record.get("protocol") or {}).get("reduced")), "lossy": bool(data.get("lossy")),
-           "synthetic": synthetic}
-    return [name for name, on in out.items() if on]
 
 
 def page_name(run_id: str) -> str:
