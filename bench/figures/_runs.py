@@ -114,3 +114,12 @@ def pyplot() -> Any:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
+
+
+def role_logs(row: dict[str, Any], key: str) -> dict[str, dict[str, Any]]:
+    """A history row's ``key`` logs by role: ``{"": row[key]}`` for a one-role run, else
+    ``{role: row["key/role"]}`` (``bench.trainer.by_role``)."""
+    if isinstance(row.get(key), dict):
+        return {"": row[key]}
+    return {name.split("/", 1)[1]: value for name, value in row.items()
+            if name.startswith(f"{key}/") and isinstance(value, dict)}
