@@ -6,7 +6,7 @@ figure with the footnote that says when its runs are reduced, lossy or synthetic
     --optim O ...         keep runs of these optimizer configs (``optim=O``)
     --where KEY=VALUE     keep runs whose dotted record field has this value (YAML-parsed), e.g.
                           ``--where config.optim.hparams.lr=0.1``; repeatable
-    --status S ...        keep runs with these statuses (default: finished diverged)
+    --status S ...        keep runs with these statuses (default: finished diverged; lr_estimates: all)
 """
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ Record = dict[str, Any]
 FIELD = re.compile(r"\{([A-Za-z0-9_./-]+)\}")
 
 
-def add_runs(parser: argparse.ArgumentParser, label: str | None = None) -> None:
+def add_runs(parser: argparse.ArgumentParser, label: str | None = None,
+             statuses: tuple[str, ...] = FINAL_STATUSES) -> None:
     """``--runs`` and the filters every figure over a set of runs takes (and ``--label`` if given)."""
     parser.add_argument("--runs", type=Path, default=Path("results/runs"),
                         help="folder of run records, <results>/runs (default: results/runs)")
@@ -35,7 +36,7 @@ def add_runs(parser: argparse.ArgumentParser, label: str | None = None) -> None:
     parser.add_argument("--optim", nargs="+", help="keep runs of these optimizer configs")
     parser.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
                         help="keep runs whose dotted record field has this value, e.g. config.optim.hparams.lr=0.1")
-    parser.add_argument("--status", nargs="+", default=list(FINAL_STATUSES),
+    parser.add_argument("--status", nargs="+", default=list(statuses),
                         help="keep runs with these statuses (default: %(default)s)")
     if label is not None:
         parser.add_argument("--label", default=label,

@@ -32,6 +32,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from bench.errors import BenchError  # noqa: E402
 from bench.figures import add_out, out_path  # noqa: E402
 from bench.figures._runs import add_runs, role_logs, save, select as select_runs  # noqa: E402
+from bench.records import FINAL_STATUSES  # noqa: E402
 
 
 def _finite(value: Any) -> bool:
@@ -103,7 +104,7 @@ def plot(records: list[dict[str, Any]], out: Path, title: str) -> Path:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.figures lr_estimates", description=__doc__.split("\n")[0],
                                      epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_runs(parser)
+    add_runs(parser, statuses=(*FINAL_STATUSES, "failed"))   # a failed run's estimates up to its failure
     parser.add_argument("--results", dest="runs", type=Path, help=argparse.SUPPRESS)   # the results store's root
     parser.add_argument("--dataset")
     parser.add_argument("--model")
