@@ -61,7 +61,6 @@ RENAMED_OPTIMS = {
     "adas_b095": "adas", "adas_b0975": "adas", "gd_angle_nqm": "gd", "gd_autodrop_nqm": "gd",
 }
 
-
 def _point(row: dict[str, Any], metric: str) -> dict[str, Any]:
     return {"metric": metric, "value": row[metric], "at": {k: row[k] for k in ("epoch", "step") if k in row}}
 

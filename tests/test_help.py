@@ -50,8 +50,11 @@ def figure_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[st
     store = generate(root / "results", 8)
     adas = root / "adas.json"
     adas.write_text(json.dumps(record(2, epochs=4)))
+    runs = ["--runs", str(store.runs)]
     return {"adas_layers": [str(adas)], "lr_estimates": ["--results", str(store.root)],
-            "autodrop_nqm": ["--results", str(ROOT / "results" / "reference" / "autodrop_nqm")]}
+            "autodrop_nqm": ["--results", str(ROOT / "results" / "reference" / "autodrop_nqm")],
+            "curves": runs, "adalip_grid": [*runs, "--experiment", "adalip_mnist"],
+            "autodrop_angles": ["--runs", str(ROOT / "results" / "reference" / "autodrop_nqm" / "runs")]}
 
 
 @pytest.mark.parametrize("suffix, magic", [(".pdf", b"%PDF"), (".png", b"\x89PNG"), (".svg", b"<?xml")])

@@ -5,6 +5,7 @@
 Panels, against GD iterations: the noiseless loss 0.5 x^T A x (log scale), the angular velocity
 (per-iteration angles averaged over each 20-iteration window) and the learning rate. Constant-LR
 runs (``schedule=angle_probe_nqm``) are Figure 1; the AutoDrop run (the preset's default) is Figure 3.
+The footnote says that the NQM's data are synthetic (and when runs are reduced).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 
 from bench.errors import BenchError
 from bench.figures import add_out, out_path
+from bench.figures._runs import save
 from bench.records import upgrade
 
 EXPERIMENT = "autodrop_nqm"
@@ -69,10 +71,7 @@ def draw(records: list[dict[str, Any]], out: Path) -> Path:
     for ax in axes:
         ax.legend(fontsize=8)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save(fig, out, records, dpi=120)
 
 
 def main(argv: list[str]) -> None:
