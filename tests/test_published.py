@@ -237,10 +237,13 @@ def test_tier_labels_exist(path: Path) -> None:
     for name, tier in spec.tiers.items():
         for key, wanted in tier.only.items():
             assert key in labels and set(wanted) <= labels[key], f"{path.stem} tier {name}: only {key}={wanted}"
+        rows = [row for row in spec.rows if all(row.labels[k] in v for k, v in tier.only.items())]
         for key in tier.overrides:
-            assert key.startswith(("trainer.", "model.")), f"{path.stem} tier {name}: unexpected override {key}"
-            if key.startswith("trainer."):
-                assert key.split(".", 1)[1] in yaml.safe_load((CONF / "trainer" / "default.yaml").read_text())
+            group, _, rest = key.partition(".")
+            assert group in ("trainer", "model"), f"{path.stem} tier {name}: unexpected override {key}"
+            chosen = {"default"} if group == "trainer" else {r.overrides[group] for r in rows if group in r.overrides}
+            for choice in chosen:
+                assert has_key(config(group, choice), rest), f"{path.stem} tier {name}: {key} not in {group}/{choice}"
 
 
 def group_choices() -> list[tuple[str, str]]:
@@ -261,23 +264,27 @@ def test_match_names_existing_configs(group: str, name: str) -> None:
         pytest.fail(f"no conf/{group}/{name}.yaml")
 
 
-def has_key(config: dict[str, Any], dotted: str) -> bool:
+def config(group: str, name: str) -> dict[str, Any]:
+    return yaml.safe_load((CONF / group / f"{name}.yaml").read_text())
+
+
+def has_key(node: Any, dotted: str) -> bool:
     for part in dotted.split("."):
-        if not isinstance(config, dict) or part not in config:
+        if not isinstance(node, dict) or part not in node:
             return False
-        config = config[part]
+        node = node[part]
     return True
 
 
 @pytest.mark.parametrize("path", spec_files(), ids=lambda p: p.stem)
 def test_dotted_overrides_name_keys_of_the_chosen_config(path: Path) -> None:
-    """``optim.hparams.beta`` beside ``optim: adas`` must be a key of conf/optim/adas.yaml (likewise schedule, model)."""
+    """``optim.hparams.beta`` beside ``optim: adas`` must be a key of conf/optim/adas.yaml (so schedule, model)."""
     for row in load(path).rows:
         for key in row.overrides:
             group, _, rest = key.partition(".")
             if rest and group in row.overrides:
-                config = yaml.safe_load((CONF / group / f"{row.overrides[group]}.yaml").read_text())
-                assert has_key(config, rest), f"{path.stem} {row.labels}: {key} is not in conf/{group}/{row.overrides[group]}"
+                choice = row.overrides[group]
+                assert has_key(config(group, choice), rest), f"{path.stem} {row.labels}: {key} not in {group}/{choice}"
 
 
 def adalip_grids() -> dict[tuple[str, str], list[float]]:
