@@ -264,14 +264,14 @@ def test_a_store_with_its_own_published_values_feeds_every_table(tmp_path: Path)
         with open(source, newline="") as handle:
             rows = list(csv.DictReader(handle))
         if source.stem == "adalip_table2":
-            rows = [{**row, "mean": "0.123", "std": ""} for row in rows]
+            rows = [{**row, "mean": "7", "std": ""} for row in rows]
         with open(store / "published" / source.name, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
     assert main(["--results", str(store), "--quiet"]) == 0
     with open(store / "tables" / "adalip_table2.csv", newline="") as handle:
-        assert {row["paper"] for row in csv.DictReader(handle)} == {"0.123"}
+        assert {float(row["paper"]) for row in csv.DictReader(handle)} == {7.0}
 
 
 @pytest.mark.parametrize(("overrides", "label"), [

@@ -13,7 +13,8 @@ from typing import Any
 from bench.tables.build import Table
 from bench.tables.records import MARKS_LEGEND, REDUCED_MARK, marks
 from bench.tables.reduce import CellValue, cell_value, outside
-from bench.tables.spec import Row, Spec, Tier, matches
+from bench.identity import get_dotted
+from bench.tables.spec import Row, Spec, Tier, choices, matches
 
 Record = dict[str, Any]
 COUNTED = ("finished", "diverged")
@@ -34,22 +35,36 @@ def tier_overrides(spec: Spec, tier: str) -> dict[str, Any]:
     return {**spec.sweep_overrides, **spec.tiers[tier].overrides}
 
 
-def cell_runs(spec: Spec, overrides: dict[str, Any], labels: dict[str, str], records: list[Record]) -> tuple[str, list[Record]]:
-    """The tier a cell is read at and its runs: the paper's protocol first, then each reduced tier."""
+def grid_points(row: Row, runs: list[Record]) -> tuple[int, int]:
+    """(grid points with a run, grid points of the row) for a grid reduction; (0, 0) otherwise."""
+    grid = row.reduction.grid
+    if not grid:
+        return 0, 0
+    wanted = {repr(v) for v in choices(row.overrides.get(grid))}
+    return len(wanted & {repr(get_dotted(r["config"], grid)) for r in runs}), len(wanted)
+
+
+def cell_runs(spec: Spec, row: Row, records: list[Record], overrides: dict[str, Any] | None = None) -> tuple[str, list[Record]]:
+    """The tier a cell is read at and its runs: the paper's protocol first, then each reduced tier. A grid
+    cell takes the first tier that covers its whole grid, else the first tier with runs."""
+    found = []
     for name, tier in spec.tiers.items():
-        if name != FULL and not in_tier(tier, labels):
+        if name != FULL and not in_tier(tier, row.labels):
             continue
-        criteria = {**tier_overrides(spec, name), **overrides}
+        criteria = {**tier_overrides(spec, name), **(row.overrides if overrides is None else overrides)}
         runs = [r for r in records if reduced(r) == (name != FULL) and matches(r, criteria)]
         if runs:
-            return name, runs
-    return "", []
+            covered, points = grid_points(row, runs)
+            if covered == points:
+                return name, runs
+            found.append((name, runs))
+    return found[0] if found else ("", [])
 
 
 def train_time_budget(spec: Spec, row: Row, tier: str, records: list[Record]) -> float | None:
     """RMSGD's budget: the mean training time (``train_time_s``) of the reference optimizer's runs of this cell."""
     reference = {**row.overrides, **row.reduction.argument}
-    _, runs = cell_runs(spec, reference, row.labels, records) if tier else ("", [])
+    _, runs = cell_runs(spec, row, records, reference) if tier else ("", [])
     times = [r["history"][-1]["train_time_s"] for r in runs
              if r["status"] == "finished" and r.get("history") and "train_time_s" in r["history"][-1]]
     return sum(times) / len(times) if times else None
@@ -88,7 +103,7 @@ def success_only(records: list[Record]) -> list[Record]:
 
 
 def row_cells(spec: Spec, row: Row, records: list[Record]) -> tuple[list[str], list[Record]]:
-    tier, runs = cell_runs(spec, row.overrides, row.labels, records)
+    tier, runs = cell_runs(spec, row, records)
     reduction = row.reduction
     budget = train_time_budget(spec, row, tier, records) if reduction.reducer == "at_train_time_of" else None
     scored = success_only(runs) if reduction.success else runs
@@ -98,7 +113,9 @@ def row_cells(spec: Spec, row: Row, records: list[Record]) -> tuple[list[str], l
     ci = MISSING if cell.ci is None else f"[{number(cell.ci[0], reduction.precision)}, {number(cell.ci[1], reduction.precision)}]"
     delta = (number(cell.value - row.paper, reduction.precision)
              if cell.value is not None and row.paper is not None and not math.isnan(row.paper) else MISSING)
-    cells = [*row.labels.values(), ours_text(cell, row, runs), ci, str(cell.n), paper_text(row), delta,
+    covered, points = grid_points(row, scored)
+    partial = f" ({covered} of {points} grid points)" if covered < points and cell.value is not None else ""
+    cells = [*row.labels.values(), ours_text(cell, row, runs) + partial, ci, str(cell.n), paper_text(row), delta,
              "yes" if outside(row.paper, cell.ci) else ""]
     for name, extra in spec.extras.items():
         value = cell_value(scored, extra, row.labels, clip_epochs=tier not in ("", FULL)).value if runs else None
