@@ -51,7 +51,8 @@ def read_mhist(path: Path) -> tuple[dict[str, Split], list[str]]:
         elif name.suffix.lower() == ".png" and "images" in name.parts[:-1]:
             images[name.name] = _decode(data, 3)
     if annotations is None:
-        raise ValueError("no annotations.csv (expected the MHIST release: annotations.csv and images/*.png)")
+        raise ValueError("no annotations.csv: dataset.source must be the MHIST folder (or archive) holding "
+                         "annotations.csv and images/*.png")
     rows = _rows(annotations)
     absent = [c for c in MHIST_COLUMNS if rows and c not in rows[0]]
     if not rows or absent:
@@ -73,7 +74,8 @@ def _adp_root(path: Path) -> Path:
     for root in (path, path / ADP_RELEASE):
         if (root / ADP_CSV).is_file():
             return root
-    raise ValueError(f"no {ADP_CSV} in {path} or {path / ADP_RELEASE} (expected the ADP-Release1 folder)")
+    raise ValueError(f"no {ADP_CSV} in {path} or {path / ADP_RELEASE}: dataset.source must be the "
+                     f"ADP-Release1 folder")
 
 
 def read_adp(path: Path, classes: list[str] = ADP_L3ONLY) -> tuple[dict[str, Split], list[str]]:
