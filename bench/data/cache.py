@@ -4,8 +4,9 @@
 layout; labels are int64 (-1 for unlabelled images; multi-hot rows for multi-label data, ADP).
 Large datasets (ImageNet) keep their images on disk: their folder holds a manifest,
 ``{split}_files.txt`` (paths relative to ``meta["image_root"]``) and ``{split}_labels.npy``, and
-``meta["storage"]`` is ``"files"``. ``meta["sha256"]`` holds the checksum of every file written. Folders are written under a temporary name and renamed into place,
-so a crash never leaves a half-prepared dataset that looks complete.
+``meta["storage"]`` is ``"files"``. ``meta["sha256"]`` holds the checksum of every file written.
+Folders are written under a temporary name and renamed into place, so a crash never leaves a
+half-prepared dataset that looks complete.
 """
 from __future__ import annotations
 
