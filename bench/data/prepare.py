@@ -178,7 +178,8 @@ def prepare_from(name: str, source: Path, root: Path, allow_incomplete: bool = F
     if generated:  # a synthetic copy in the official layout: never named like a real one
         tag = f"{name}-stand-in-{digest[:8]}"
         meta.update(lossy=False, description=STAND_IN_DESCRIPTION)
-    return _store(root, info, tag, splits, classes, meta, allow_incomplete, tag if generated else f"{name}-partial-{digest[:8]}")
+    partial_tag = tag if generated else f"{name}-partial-{digest[:8]}"
+    return _store(root, info, tag, splits, classes, meta, allow_incomplete, partial_tag)
 
 
 def prepare_download(name: str, root: Path, download: bool = True) -> Path:
