@@ -1,11 +1,12 @@
 """The prepared-dataset format: one folder per provenance tag holding uint8 arrays and metadata.
 
 ``<data_root>/<tag>/{split}_{images,labels}.npy`` plus ``meta.json``. Images are uint8 in NHWC
-layout; labels are int64 (-1 for unlabelled images). Large datasets (ImageNet) keep their images on
-disk: their folder holds a manifest, ``{split}_files.txt`` (paths relative to ``meta["image_root"]``)
-and ``{split}_labels.npy``, and ``meta["storage"]`` is ``"files"``. ``meta["sha256"]`` holds the
-checksum of every file written. Folders are written under a temporary name and renamed into place,
-so a crash never leaves a half-prepared dataset that looks complete.
+layout; labels are int64 (-1 for unlabelled images; multi-hot rows for multi-label data, ADP).
+Large datasets (ImageNet) keep their images on disk: their folder holds a manifest,
+``{split}_files.txt`` (paths relative to ``meta["image_root"]``) and ``{split}_labels.npy``, and
+``meta["storage"]`` is ``"files"``. ``meta["sha256"]`` holds the checksum of every file written.
+Folders are written under a temporary name and renamed into place, so a crash never leaves a
+half-prepared dataset that looks complete.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ class Split:
     """One split of a dataset held in memory."""
 
     images: np.ndarray  # uint8, N x H x W x C
-    labels: np.ndarray  # int64, N
+    labels: np.ndarray  # int64, N (or N x classes of 0/1 for multi-label data: ADP)
 
 
 @dataclass

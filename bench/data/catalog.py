@@ -32,10 +32,12 @@ class DatasetInfo:
     preferred_tags: tuple[str, ...] = field(default_factory=tuple)
     # How a local copy is laid out (a reader in ``bench.data.sources``): image_folder
     # (<split>/<class>/<index>.<ext>), tiny_imagenet, imagenet (file manifest, images stay on disk),
-    # stl10_binary (the official ``stl10_binary`` release).
+    # stl10_binary (the official ``stl10_binary`` release), mhist, adp_release1 (``bench.data.pathology``).
     layout: str = "image_folder"
     # What the prepared ``test`` split is in the official release (Tiny-ImageNet, ImageNet: val).
     test_is: str = "test"
+    # Labels are multi-hot rows (N x num_classes of 0/1) instead of one class index per image (ADP).
+    multi_label: bool = False
 
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -65,6 +67,11 @@ DATASETS: dict[str, DatasetInfo] = {
         "stl10", 10, {"train": 5_000, "test": 8_000, "unlabeled": 100_000}, 3, "STL10",
         ("stl10-official", "stl10-torchvision"), "stl10_binary",
     ),
+    # MHIST (RMSGD Tables 4, 6): 224x224 colorectal polyp patches, HP vs SSA, official train/test partition.
+    "mhist": DatasetInfo("mhist", 2, {"train": 2_175, "test": 977}, 3, None, (), "mhist"),
+    # ADP-Release1 (RMSGD Table 4): 272x272 patches, 22 L3Only tissue types (multi-label), official splits.
+    "adp": DatasetInfo("adp", 22, {"train": 14_134, "valid": 1_767, "test": 1_767}, 3, None, (), "adp_release1",
+                       multi_label=True),
 }
 
 KNOWN_COPIES: dict[str, KnownCopy] = {

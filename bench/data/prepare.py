@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from bench.data import cache, sources
+from bench.data import cache, pathology, sources
 from bench.data.catalog import KNOWN_COPIES, DatasetInfo, dataset_info
+from bench.data.stand_in import STAND_IN_DESCRIPTION, stand_in_marker
 from bench.errors import BenchError
 
 STL10_CLASSES = ("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck")
@@ -50,7 +51,9 @@ def _verify(info: DatasetInfo, splits: dict[str, Any], classes: list[str], origi
 
 
 def _class_counts(splits: dict[str, Any], num_classes: int) -> dict[str, list[int]]:
-    return {s: np.bincount(sp.labels[sp.labels >= 0], minlength=num_classes).tolist() for s, sp in splits.items()}
+    """Images per class of each split (multi-hot labels: positives per class)."""
+    return {s: (np.asarray(sp.labels).sum(axis=0) if np.ndim(sp.labels) == 2 else
+                np.bincount(sp.labels[sp.labels >= 0], minlength=num_classes)).tolist() for s, sp in splits.items()}
 
 
 def _store(root: Path, info: DatasetInfo, tag: str, splits: dict[str, Any], classes: list[str],
@@ -67,6 +70,7 @@ def _store(root: Path, info: DatasetInfo, tag: str, splits: dict[str, Any], clas
         "classes": classes,
         "splits": sorted(splits),
         "test_split_is": info.test_is,
+        "multi_label": info.multi_label,
         "sizes": {s: len(sp.labels) for s, sp in splits.items()},
         "class_counts": _class_counts(splits, len(classes)),
         "image_shape": list(first.images.shape[1:]) if isinstance(first, cache.Split) else None,
@@ -109,6 +113,12 @@ def _read_local(info: DatasetInfo, source: Path, scratch: Path) -> tuple[dict[st
     if info.layout == "tiny_imagenet":
         splits, classes = sources.read_tiny_imagenet(source)
         return splits, classes, {}
+    if info.layout == "mhist":
+        splits, classes = pathology.read_mhist(source)
+        return splits, classes, {}
+    if info.layout == "adp_release1":
+        splits, classes = pathology.read_adp(source)
+        return splits, classes, {"adp_level": "L3Only"}
     if info.layout == "imagenet":
         files, classes = sources.list_imagenet(source)
         return files, classes, {"image_root": str(source.resolve())}
@@ -157,14 +167,19 @@ def prepare_from(name: str, source: Path, root: Path, allow_incomplete: bool = F
                          f"or corrupt: copy it again") from exc
     if extras.get("official_md5"):
         tag = f"{name}-official"
+    generated = stand_in_marker(source)
     meta = {
-        "source": {"kind": "local", "path": str(source.resolve()),
-                   ("sha256" if source.is_file() else "listing_sha256"): digest},
+        "source": {"kind": "generated" if generated else "local", "path": str(source.resolve()),
+                   ("sha256" if source.is_file() else "listing_sha256"): digest, **generated},
         "lossy": known.lossy if known else None,
         "description": known.description if known else f"unrecognised local {info.layout} copy",
         **extras,  # may override the description
     }
-    return _store(root, info, tag, splits, classes, meta, allow_incomplete, f"{name}-partial-{digest[:8]}")
+    if generated:  # a synthetic copy in the official layout: never named like a real one
+        tag = f"{name}-stand-in-{digest[:8]}"
+        meta.update(lossy=False, description=STAND_IN_DESCRIPTION)
+    partial_tag = tag if generated else f"{name}-partial-{digest[:8]}"
+    return _store(root, info, tag, splits, classes, meta, allow_incomplete, partial_tag)
 
 
 def prepare_download(name: str, root: Path, download: bool = True) -> Path:

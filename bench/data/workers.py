@@ -57,7 +57,8 @@ class ImageDataset(Dataset):
         random.seed(image_seed)
         np.random.seed(image_seed % 2**32)
         try:
-            return self.transform(image), int(self.split.labels[index])
+            label = self.split.labels[index]  # a class index, or a multi-hot row (multi-label data)
+            return self.transform(image), (int(label) if np.ndim(label) == 0 else torch.as_tensor(np.asarray(label)))
         finally:
             if saved is not None:
                 generator.set_state(saved[0])
