@@ -40,6 +40,7 @@ Examples:
   python -m bench +experiment=cifar10_resnet34 optim=adas                   # run one cell of a paper table
   python -m bench --multirun +experiment=cifar10_resnet34 optim=sgd,adam,adas seed=0,1,2   # a sweep
   python -m bench +experiment=cifar10_resnet34 optim=adas debug=smoke       # a few steps, to check it runs
+  python -m bench.sweep adas_table1 --tier cpu --dry-run                     # a paper table's missing cells
   python -m bench.tables && python -m bench.report                          # tabulate; HTML report
   python -m bench +experiment=cifar10_resnet34 --cfg job                    # show the composed config"""
 

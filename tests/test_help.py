@@ -33,7 +33,8 @@ def test_bench_help_begins_with_what_bench_is_presets_optimizers_and_examples() 
     assert "experiment:" in hydra  # Hydra's own listing follows
 
 
-@pytest.mark.parametrize("module", ["bench.tables", "bench.report", "bench.data", "bench.submit", "bench.figures",
+@pytest.mark.parametrize("module", ["bench.tables", "bench.report", "bench.data", "bench.submit", "bench.sweep",
+                                    "bench.figures",
                                    *(f"bench.figures {name}" for name in available())])
 def test_every_tool_help_has_examples(module: str) -> None:
     done = subprocess.run([sys.executable, "-m", *module.split(), "--help"], cwd=ROOT, capture_output=True,
