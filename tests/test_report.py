@@ -81,6 +81,16 @@ def test_run_figures_cover_every_logged_number() -> None:
     assert {"layer 1", "layer 8"} <= names
 
 
+def test_rl_run_curves_are_drawn_against_environment_steps() -> None:
+    rec = {**record(0, epochs=3), "workload": "sac"}
+    for i, row in enumerate(rec["history"]):
+        row["step"] = 10_000 * (i + 1)
+    figures = plots.run_figures(rec)
+    assert figures and all(fig["layout"]["xaxis"]["title"]["text"] == "environment step" for fig in figures[:3])
+    assert figures[0]["data"][0]["x"] == [10_000, 20_000, 30_000]
+    assert plots.run_figures(record(0, epochs=3))[0]["layout"]["xaxis"]["title"]["text"] == "epoch"
+
+
 def test_rebuild_is_idempotent_and_drops_pages_of_removed_runs(store: Path, tmp_path: Path) -> None:
     out = tmp_path / "report"
     build(store, out)

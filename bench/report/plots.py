@@ -14,6 +14,7 @@ from typing import Any
 
 from bench.errors import BenchError
 from bench.figures.adas_layers import layer_series
+from bench.figures.curves import STEP_WORKLOADS
 from bench.figures.lr_estimates import series as estimated_lr_series
 
 Figure = dict[str, Any]
@@ -73,16 +74,22 @@ def panel_of(name: str) -> str:
     return base
 
 
+def x_key(record: Record) -> str:
+    """The history key runs are drawn against: environment steps for RL (SAC), else epochs."""
+    return "step" if record.get("workload") in STEP_WORKLOADS else "epoch"
+
+
 def history_panels(record: Record) -> dict[str, dict[str, tuple[list[Any], list[Any]]]]:
-    """``{panel: {quantity: (epochs, values)}}`` for every number logged in the record's history."""
+    """``{panel: {quantity: (x, values)}}`` for every number logged in the record's history."""
     panels: dict[str, dict[str, tuple[list[Any], list[Any]]]] = defaultdict(dict)
+    x = x_key(record)
     for row in record.get("history") or []:
         for key, value in row.items():
             if key in SKIPPED_KEYS:
                 continue
             for name, number in _scalars(key, value):
                 xs, ys = panels[panel_of(name)].setdefault(name, ([], []))
-                xs.append(row.get("epoch"))
+                xs.append(row.get(x))
                 ys.append(finite(number))
     return {panel: series for panel, series in panels.items()
             if any(y is not None for _, ys in series.values() for y in ys)}
@@ -93,7 +100,8 @@ def run_figures(record: Record) -> list[Figure]:
     primary = (record.get("primary") or {}).get("metric", "")
     panels = history_panels(record)
     order = sorted(panels, key=lambda p: (p != panel_of(primary), p == "learning rate", p.startswith("time"), p))
-    figures = [figure([line(xs, ys, name) for name, (xs, ys) in sorted(panels[p].items())], p, "epoch",
+    xlabel = "environment step" if x_key(record) == "step" else "epoch"
+    figures = [figure([line(xs, ys, name) for name, (xs, ys) in sorted(panels[p].items())], p, xlabel,
                       log=p == "learning rate") for p in order]
     return figures + layer_figures(record) + estimated_lr_figures([record])
 
