@@ -15,7 +15,7 @@ VOLATILE_KEYS = (
 # Options added after runs were recorded and part of no paper's protocol, with their "off" value:
 # left out of the hash while off (adding one never renames the runs that predate it); on, each is a
 # deviation from the protocol (``protocol_deviations``).
-LATER_OPTIONS: dict[str, Any] = {"trainer.early_stop": None}
+LATER_OPTIONS: dict[str, Any] = {"trainer.early_stop": None, "trainer.time_budget_s": None}
 
 
 def get_dotted(config: dict[str, Any], key: str, default: Any = None) -> Any:
@@ -56,11 +56,18 @@ def run_id(config: dict[str, Any], digest: str) -> str:
 
 def protocol_deviations(config: dict[str, Any]) -> dict[str, list[Any]]:
     """Keys whose value differs from the protocol's reference values (``LATER_OPTIONS`` switched on
-    included), and optimizer hyper-parameters that differ from the optimizer's paper values
-    (``bench.plan``): ``{key: [reference, actual]}``."""
-    reference = {**LATER_OPTIONS, **(config.get("protocol", {}).get("reference") or {})}
+    included), keys whose value is none of the protocol's ``choices`` (a table's axis, e.g. the networks
+    of RMSGD Table 1a: ``{key: [value, ...]}``), and optimizer hyper-parameters that differ from the
+    optimizer's paper values (``bench.plan``): ``{key: [reference, actual]}`` (``[{one_of: [...]}, actual]``
+    for choices). Keys the protocol lists as ``free`` (values it sweeps or leaves to the hardware, e.g.
+    RMSGD's time budget) are never deviations."""
+    protocol = config.get("protocol") or {}
+    free = set(protocol.get("free") or [])
+    reference = {**LATER_OPTIONS, **(protocol.get("reference") or {})}
     deviations = {key: [expected, actual] for key, expected in reference.items()
-                  if (actual := get_dotted(config, key, LATER_OPTIONS.get(key))) != expected}
+                  if key not in free and (actual := get_dotted(config, key, LATER_OPTIONS.get(key))) != expected}
+    deviations.update({key: [{"one_of": allowed}, actual] for key, allowed in (protocol.get("choices") or {}).items()
+                       if (actual := get_dotted(config, key)) not in allowed})
     return {**deviations, **(config.get("planned") or {}).get("hparam_deviations", {})}
 
 

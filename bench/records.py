@@ -16,7 +16,8 @@ Record schema (``schema: 2``)::
     primary       {metric, mode}: the workload's primary metric and its direction (max | min)
     history       one row per evaluation, keyed by ``epoch`` and ``step``: lr (per param group; for
                   several roles ``lr/<role>``), train_* and test_* metrics, epoch_time_s,
-                  train_images_per_s (throughput), and optim/schedule extras
+                  train_images_per_s (throughput), train_time_s (cumulative training time, evaluation
+                  excluded, summed over resumed segments), and optim/schedule extras
     final, best   {metric, value, at: {epoch, step}} of the primary metric: at the last evaluation,
                   and the best one;  last: the last evaluated history row
     time          where the wall time went (bench.timing): data_s, build_s, train_s (without
@@ -24,6 +25,9 @@ Record schema (``schema: 2``)::
                   (examples, or environment steps for RL), summed over a resumed run's segments
     stopped_early null, or the event of ``trainer.early_stop`` that ended the run (``bench.early_stop``:
                   epoch, best, best_epoch, epochs_without_improvement, metric, patience, threshold)
+    stopped_by_time_budget  whether ``trainer.time_budget_s`` ended the run (``bench.time_budget``)
+    time_budget   null, or that event: budget_s, train_time_s (cumulative training time reached) and
+                  epochs_reached; every history row carries train_time_s (cumulative, without evaluation)
     wall_time_s, started_at, finished_at, resumed_at_epochs, error (for failed runs)
 
 Schema-1 records (before workloads) are read through ``upgrade``: they gain the schema-2 fields, and
@@ -45,6 +49,7 @@ from typing import Any
 from bench.early_stop import KEY as EARLY_STOP_KEY
 from bench.errors import BenchError
 from bench.identity import config_hash, get_dotted
+from bench.time_budget import budget_event
 
 SCHEMA_VERSION = 2
 FINAL_STATUSES = ("finished", "diverged")
@@ -66,15 +71,18 @@ def _point(row: dict[str, Any], metric: str) -> dict[str, Any]:
 
 
 def summarize(record: dict[str, Any]) -> dict[str, Any]:
-    """``final``, ``best``, ``last`` and ``stopped_early`` of a record from its history and primary metric."""
+    """``final``, ``best``, ``last``, ``stopped_early``, ``stopped_by_time_budget`` and ``time_budget`` of a
+    record from its history and primary metric."""
     metric, mode = record["primary"]["metric"], record["primary"]["mode"]
-    stopped = next((row[EARLY_STOP_KEY] for row in record["history"] if EARLY_STOP_KEY in row), None)
+    budget = budget_event(record["history"])
+    stops = {"stopped_early": next((row[EARLY_STOP_KEY] for row in record["history"] if EARLY_STOP_KEY in row), None),
+             "stopped_by_time_budget": budget is not None, "time_budget": budget}
     scored = [row for row in record["history"] if row.get(metric) is not None]
     if not scored:
-        return {"final": None, "best": None, "last": None, "stopped_early": stopped}
+        return {"final": None, "best": None, "last": None, **stops}
     pick = max if mode == "max" else min
     return {"final": _point(scored[-1], metric), "best": _point(pick(scored, key=lambda r: r[metric]), metric),
-            "last": scored[-1], "stopped_early": stopped}
+            "last": scored[-1], **stops}
 
 
 def _set(config: dict[str, Any], dotted: str, value: Any) -> None:

@@ -26,6 +26,7 @@ from bench.lock import run_lock
 from bench.optim_factory import build_driver, check_optimizers
 from bench.plan import plan
 from bench.records import FINAL_STATUSES, ResultsStore, summarize
+from bench.time_budget import TimeBudget, budget_event, time_budget
 from bench.timing import Stopwatch
 from bench.trainer import pick_device, seed_everything, set_deterministic
 from bench.validate import validate
@@ -56,7 +57,7 @@ def execute(cfg: dict[str, Any], sweep: bool = False, explicit: Iterable[str] = 
     cfg = plan(cfg, workload_cls.roles, explicit)
     validate(cfg)
     check_optimizers(cfg)
-    stop_rule = early_stop(cfg, workload_cls)
+    stop_rule, budget = early_stop(cfg, workload_cls), time_budget(cfg)
     store = ResultsStore(cfg["results_dir"])
     store.check_writable()
     located = time.perf_counter()
@@ -76,13 +77,15 @@ def execute(cfg: dict[str, Any], sweep: bool = False, explicit: Iterable[str] = 
             print(f"skipped {rid}: a {done['status']} record exists at {store.path(done['run_id'])} "
                   "(force=true reruns it)")
             return Outcome(rid, "skipped", store.path(done["run_id"]), done)
-        return _run(cfg, workload_cls, data, store, digest, run_dir, sweep, located, stop_rule)
+        return _run(cfg, workload_cls, data, store, digest, run_dir, sweep, located, stop_rule, budget)
 
 
 def _run(cfg: dict[str, Any], workload_cls: type[Workload], data: Any, store: ResultsStore, digest: str,
-         run_dir: Path, sweep: bool, located_s: float, stop_rule: EarlyStop | None = None) -> Outcome:
+         run_dir: Path, sweep: bool, located_s: float, stop_rule: EarlyStop | None = None,
+         budget: TimeBudget | None = None) -> Outcome:
     """Build the run (any failure: one error line, nothing written), train it, and record it;
-    ``located_s``: the seconds spent finding or preparing its data; ``stop_rule``: trainer.early_stop."""
+    ``located_s``: the seconds spent finding or preparing its data; ``stop_rule``: trainer.early_stop;
+    ``budget``: trainer.time_budget_s."""
     rid = run_dir.name
     base = {
         "run_id": rid, "config_hash": digest, "experiment": cfg["experiment"], "optim": cfg["optim"]["name"],
@@ -146,8 +149,10 @@ def _run(cfg: dict[str, Any], workload_cls: type[Workload], data: Any, store: Re
             logger.log(row)
 
     try:
-        hooks = LoopHooks(on_epoch_end=save_checkpoint, log_epoch=log_epoch, clock=stopwatch, early_stop=stop_rule)
-        status = "finished" if stopped_early(state.history) else workload.train(driver, state, hooks)
+        hooks = LoopHooks(on_epoch_end=save_checkpoint, log_epoch=log_epoch, clock=stopwatch, early_stop=stop_rule,
+                          time_budget=budget)
+        ended = stopped_early(state.history) or budget_event(state.history) is not None   # a resume after the end
+        status = "finished" if ended else workload.train(driver, state, hooks)
         record = {**base, "status": status, "history": state.history, "resumed_at_epochs": resumed, "error": None}
     except BenchError:
         raise

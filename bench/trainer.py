@@ -100,7 +100,7 @@ class Trainer:
             row: dict[str, Any] = {"epoch": epoch, "step": state.step, **lrs, **train, **metrics,
                                    **driver_logs(self.driver), "epoch_time_s": round(time.perf_counter() - started, 3)}
             if hooks.epoch_done(state, row):
-                break   # trainer.early_stop (bench.early_stop); the row says so
+                break   # trainer.early_stop (bench.early_stop) or trainer.time_budget_s (bench.time_budget)
         return "finished"
 
     def _train_epoch(self, epoch: int, state: TrainState, clock: Stopwatch) -> dict[str, float]:

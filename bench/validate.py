@@ -147,6 +147,8 @@ RULES: dict[str, Rule] = {
     "trainer.early_stop.metric": Rule("str"),
     "trainer.early_stop.patience": POSITIVE,
     "trainer.early_stop.threshold": NON_NEGATIVE,
+    "trainer.time_budget_s": Rule("number", above=0, optional=True,
+                                  fix="<seconds: time.train_s of the SGD run of the same cell> (or null)"),
     "dataset.root": Rule("folder", optional=True),
     "dataset.source": Rule("path", optional=True),
     "dataset.download": BOOL,

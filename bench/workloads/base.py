@@ -16,6 +16,8 @@ from torch import nn
 
 from bench.early_stop import KEY as EARLY_STOP_KEY
 from bench.early_stop import EarlyStop
+from bench.time_budget import KEY as TIME_BUDGET_KEY
+from bench.time_budget import TIME_KEY, TimeBudget
 from bench.timing import Stopwatch
 from optimizers.protocol import CLOSURE, LOSS, Driver
 
@@ -43,25 +45,31 @@ class TrainState:
 @dataclass
 class LoopHooks:
     """What ``bench.run`` asks a loop to call: after each epoch's row, and to log it; and whether
-    the run stops early (``trainer.early_stop``, ``bench.early_stop``)."""
+    the run stops early (``trainer.early_stop``, ``bench.early_stop``) or has used up its training-time
+    budget (``trainer.time_budget_s``, ``bench.time_budget``)."""
 
     on_epoch_end: Callable[[TrainState], None] | None = None
     log_epoch: Callable[[dict[str, Any]], None] | None = None
     clock: Stopwatch = field(default_factory=Stopwatch)  # loops charge their train and eval time to it
     early_stop: EarlyStop | None = None
+    time_budget: TimeBudget | None = None
 
     def epoch_done(self, state: TrainState, row: dict[str, Any]) -> bool:
-        """Record ``row`` (keyed by ``epoch`` and ``step``) as the state's last epoch, log it, then
-        checkpoint. True when the early-stop rule ends the run here (the row then says so)."""
+        """Record ``row`` (keyed by ``epoch`` and ``step``) with the cumulative training time
+        (``train_time_s``) as the state's last epoch, log it, then checkpoint. True when the early-stop
+        rule or the time budget ends the run here (the row then says so)."""
+        row[TIME_KEY] = round(self.clock.seconds["train"], 3)
         if self.early_stop and (event := self.early_stop.stop_event(state.history + [row])):
             row[EARLY_STOP_KEY] = event
+        if self.time_budget and (event := self.time_budget.stop_event(row)):
+            row[TIME_BUDGET_KEY] = event
         state.epoch, state.step = row["epoch"], row["step"]
         state.history.append(row)
         if self.log_epoch:
             self.log_epoch(row)
         if self.on_epoch_end:
             self.on_epoch_end(state)
-        return EARLY_STOP_KEY in row
+        return EARLY_STOP_KEY in row or TIME_BUDGET_KEY in row
 
 
 class Workload(ABC):

@@ -180,7 +180,8 @@ class SoftActorCritic(Workload):
                                    "learn_time_s": round(train_time, 3),
                                    "env_steps_per_s": round((agent.num_timesteps - steps) / train_time, 1)}
             row["epoch_time_s"] = round(time.perf_counter() - started, 3)
-            hooks.epoch_done(state, row)
+            if hooks.epoch_done(state, row):
+                break   # trainer.time_budget_s (bench.time_budget); the row says so
         return "finished"
 
     def _learn(self) -> None:
