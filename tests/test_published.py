@@ -258,10 +258,7 @@ def group_choices() -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("group,name", group_choices(), ids=lambda x: x)
 def test_match_names_existing_configs(group: str, name: str) -> None:
-    if not (CONF / group / f"{name}.yaml").is_file():
-        if group == "experiment":
-            pytest.skip(f"preset +experiment={name} is not in conf/experiment yet")
-        pytest.fail(f"no conf/{group}/{name}.yaml")
+    assert (CONF / group / f"{name}.yaml").is_file(), f"no conf/{group}/{name}.yaml"
 
 
 def config(group: str, name: str) -> dict[str, Any]:
