@@ -143,17 +143,17 @@ def test_grid_tables_reduce_per_lr_over_seeds_then_over_the_grid(tmp_path: Path)
     assert rows[("AdaLip", "Epochs Mean")]["ours"] == "2.000" and rows[("AdaLip", "Epochs Best")]["ours"] == "2.000"
 
 
-def test_success_cells_average_the_successful_runs_and_count_them(tmp_path: Path) -> None:
+def test_success_cells_average_the_runs_that_did_not_diverge_and_count_the_successful_ones(tmp_path: Path) -> None:
     spec = _spec(tmp_path, "env,optimizer,mean,std,successes,runs\nHopper,Adam,3448,,5,5\n", metric="test_return",
                  success=True, precision=0, match={"optimizer": {"Adam": {"optim": "adam"}}})
     runs = []
-    for seed, (ret, ok) in enumerate([(3000.0, True), (3200.0, True), (10.0, False)]):
-        record = _record(seed, [ret])
+    for seed, (ret, ok) in enumerate([(3000.0, True), (3200.0, True), (10.0, False), (5.0, False)]):
+        record = _record(seed, [ret], status="diverged" if ret == 5.0 else "finished")
         record["history"][0]["test_return"] = ret
         record["success"] = {"rule": "final return >= 1000", "value": ok}
         runs.append(record)
     row = _rows(paper_table(spec, runs))[("Hopper", "Adam")]
-    assert (row["ours"], row["n"], row["paper"]) == ("3100 (2/3)", "2", "3448 (5/5)")
+    assert (row["ours"], row["n"], row["paper"]) == ("2070 (2/4)", "3", "3448 (5/5)")   # mean(3000, 3200, 10)
 
 
 def test_time_budget_cells_read_each_run_at_the_reference_optimizers_training_time(tmp_path: Path) -> None:

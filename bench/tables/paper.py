@@ -77,10 +77,12 @@ def number(value: float | None, precision: int) -> str:
 
 
 def ours_text(cell: CellValue, row: Row, runs: list[Record]) -> str:
-    """``mean ± std`` with marks; ``mean (k/n)`` for success-counted cells; ``NaN (0/n)`` when all diverged."""
+    """``mean ± std`` with marks; ``mean (k/n)`` for success-counted cells (the mean over the runs that did
+    not diverge, k runs met their success rule, of n); ``NaN (0/n)`` when all diverged."""
     p, mark = row.reduction.precision, marks(runs)
     if row.reduction.success:
-        return f"{number(cell.value, p) if cell.value is not None else 'NaN'} ({cell.n}/{cell.runs}){mark}" if runs else MISSING
+        value = number(cell.value, p) if cell.value is not None else "NaN"
+        return f"{value} ({len(succeeded(runs))}/{len(runs)}){mark}" if runs else MISSING
     if cell.value is None:
         return f"NaN (0/{cell.diverged}){mark}" if cell.diverged else MISSING
     body = number(cell.value, p) + (f" ± {number(cell.std, p)}" if cell.std is not None and cell.n > 1 else "")
@@ -97,8 +99,8 @@ def paper_text(row: Row) -> str:
     return text
 
 
-def success_only(records: list[Record]) -> list[Record]:
-    """Success-counted cells (RL) average the runs that met their record's success rule."""
+def succeeded(records: list[Record]) -> list[Record]:
+    """The runs whose record says their success rule held (RL: PS Table 3's "(k/5)")."""
     return [r for r in records if (r.get("success") or {}).get("value")]
 
 
@@ -106,19 +108,16 @@ def row_cells(spec: Spec, row: Row, records: list[Record]) -> tuple[list[str], l
     tier, runs = cell_runs(spec, row, records)
     reduction = row.reduction
     budget = train_time_budget(spec, row, tier, records) if reduction.reducer == "at_train_time_of" else None
-    scored = success_only(runs) if reduction.success else runs
-    cell = cell_value(scored, reduction, row.labels, budget_s=budget, clip_epochs=tier not in ("", FULL))
-    if reduction.success:
-        cell.runs = len(runs)
+    cell = cell_value(runs, reduction, row.labels, budget_s=budget, clip_epochs=tier not in ("", FULL))
     ci = MISSING if cell.ci is None else f"[{number(cell.ci[0], reduction.precision)}, {number(cell.ci[1], reduction.precision)}]"
     delta = (number(cell.value - row.paper, reduction.precision)
              if cell.value is not None and row.paper is not None and not math.isnan(row.paper) else MISSING)
-    covered, points = grid_points(row, scored)
+    covered, points = grid_points(row, runs)
     partial = f" ({covered} of {points} grid points)" if covered < points and cell.value is not None else ""
     cells = [*row.labels.values(), ours_text(cell, row, runs) + partial, ci, str(cell.n), paper_text(row), delta,
              "yes" if outside(row.paper, cell.ci) else ""]
     for name, extra in spec.extras.items():
-        value = cell_value(scored, extra, row.labels, clip_epochs=tier not in ("", FULL)).value if runs else None
+        value = cell_value(runs, extra, row.labels, clip_epochs=tier not in ("", FULL)).value if runs else None
         cells += [number(value, extra.precision), row.extras.get(name, MISSING) or MISSING]
     return cells, runs
 
