@@ -136,6 +136,7 @@ class MixupLoader:
 class ImageWorkload(BatchWorkload):
     """A batch workload on an image dataset of the ``dataset`` group: finding it, and its record."""
 
+    gpu_options = ("channels_last", "compile")   # its batches are 4-D images (bench.gpu_options)
     data: PreparedDataset
     used: dict[str, Any]  # what the loaders used (bench.data.build.build_loaders)
 
