@@ -155,6 +155,8 @@ class Classification(ImageWorkload):
     name = "classification"
     primary = Metric("test_acc1", "max")
     label_smoothing: float = 0.0
+    multi_label: bool = False   # dataset.multi_label (ADP): BCE with logits
+    auc: bool = False           # workload.auc: test_auc too
     soft_loss: nn.Module | None = None  # timm's SoftTargetCrossEntropy, with workload.mixup
 
     def __init__(self, cfg: dict[str, Any], device: torch.device, data: PreparedDataset | None = None) -> None:
