@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from bench import gpu_options
+from bench.data.loader import TensorLoader
 from bench.errors import BenchError
 from bench.identity import config_hash, protocol_deviations
-from bench.data.loader import TensorLoader
 from bench.trainer import FAULT_RAISE_ENV, Trainer
 from bench.validate import validate
 from bench.workloads import LoopHooks, TrainState, workload_class
