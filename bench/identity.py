@@ -15,7 +15,8 @@ VOLATILE_KEYS = (
 # Options added after runs were recorded and part of no paper's protocol, with their "off" value:
 # left out of the hash while off (adding one never renames the runs that predate it); on, each is a
 # deviation from the protocol (``protocol_deviations``).
-LATER_OPTIONS: dict[str, Any] = {"trainer.early_stop": None, "trainer.time_budget_s": None}
+LATER_OPTIONS: dict[str, Any] = {"trainer.early_stop": None, "trainer.time_budget_s": None, "trainer.channels_last": False,
+                                  "trainer.compile": False}
 
 
 def get_dotted(config: dict[str, Any], key: str, default: Any = None) -> Any:

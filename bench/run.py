@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from bench import checkpoint, provenance
+from bench import checkpoint, gpu_options, provenance
 from bench.early_stop import EarlyStop, early_stop, stopped_early
 from bench.errors import BenchError
 from bench.identity import config_hash, protocol_summary, run_id
@@ -58,6 +58,7 @@ def execute(cfg: dict[str, Any], sweep: bool = False, explicit: Iterable[str] = 
     validate(cfg)
     check_optimizers(cfg)
     stop_rule, budget = early_stop(cfg, workload_cls), time_budget(cfg)
+    gpu_options.check(cfg, workload_cls)
     store = ResultsStore(cfg["results_dir"])
     store.check_writable()
     located = time.perf_counter()
@@ -111,6 +112,7 @@ def _run(cfg: dict[str, Any], workload_cls: type[Workload], data: Any, store: Re
         with stopwatch.phase("build"):
             workload = workload_cls(cfg, device, data)
             base["data"] = workload.data_record()
+            gpu_options.prepare(workload, cfg["trainer"])   # before the optimizers hold its tensors
             driver = build_driver(workload, cfg)
             saved = checkpoint.load(ckpt_path)
         if saved is not None and saved["config_hash"] == digest:

@@ -1,6 +1,7 @@
 """The epoch loop of every batch workload (classification, the NQM; SimCLR and segmentation plug in).
 
 One loop for every optimizer of the five papers: CUDA when present (bf16 autocast), else CPU;
+optionally channels_last batches and a ``torch.compile``d forward pass (``bench.gpu_options``);
 per-epoch train/test metrics and training throughput (``train_images_per_s``: dataset examples,
 so a SimCLR image counts once for its two views); per-parameter-group learning rates; the optimizer protocol through
 ``optimizers.protocol.Driver`` (which this loop never bypasses); divergence detection; a
@@ -24,6 +25,7 @@ import torch
 from tqdm import tqdm
 
 from bench.data.loader import epoch_seed
+from bench.gpu_options import compiled, to_channels_last
 from bench.timing import Stopwatch
 from bench.workloads.base import LoopHooks, TrainState
 from optimizers.protocol import Diverged, Driver
@@ -70,13 +72,20 @@ def driver_logs(driver: Driver) -> dict[str, Any]:
 
 
 class Trainer:
-    """Trains a batch workload (``bench.workloads.batch.BatchWorkload``) through ``driver``."""
+    """Trains a batch workload (``bench.workloads.batch.BatchWorkload``) through ``driver``.
+
+    ``channels_last`` converts each batch (the model was converted before its optimizers were built,
+    ``bench.gpu_options.prepare``); ``compile`` (false, true or a mode) compiles the forward pass.
+    """
 
     def __init__(self, workload: Any, driver: Driver, *, seed: int, epochs: int, amp: bool = True,
-                 progress: bool = True, divergence_check_every: int = 50, steps_per_epoch: int | None = None) -> None:
+                 progress: bool = True, divergence_check_every: int = 50, steps_per_epoch: int | None = None,
+                 channels_last: bool = False, compile: bool | str = False) -> None:
         self.workload, self.driver, self.seed, self.epochs = workload, driver, seed, epochs
         device = workload.device
         self.autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
+        self.layout = to_channels_last if channels_last else (lambda batch: batch)
+        self.forward = compiled(workload.model, compile)   # shares workload.model's parameters
         self.progress, self.check_every = progress, max(1, divergence_check_every)
         self.steps = min(len(workload.train_loader), steps_per_epoch or len(workload.train_loader))
         self.kill_at_step = int(os.environ.get(FAULT_KILL_ENV, "0"))
@@ -105,13 +114,14 @@ class Trainer:
 
     def _train_epoch(self, epoch: int, state: TrainState, clock: Stopwatch) -> dict[str, float]:
         seed_everything(epoch_seed(self.seed, epoch, stream=1))
-        workload, model = self.workload, self.workload.model
-        model.train()
+        workload, model = self.workload, self.forward
+        workload.model.train()
         sums: dict[str, torch.Tensor] = {}
         examples, started = 0, time.perf_counter()
         batches = tqdm(islice(workload.train_loader.epoch(epoch), self.steps), total=self.steps,
                        desc=f"epoch {epoch}", disable=None if self.progress else True, leave=False, dynamic_ncols=True)
         for i, (inputs, targets) in enumerate(batches, start=1):
+            inputs = self.layout(inputs)
             with torch.autocast(**self.autocast):
                 loss, batch_sums = workload.loss(model, inputs, targets)
             closure = self._closure(inputs, targets) if self.driver.needs_closure else None
@@ -142,7 +152,7 @@ class Trainer:
 
         def compute() -> torch.Tensor:
             with torch.autocast(**self.autocast):
-                return self.workload.loss(self.workload.model, inputs, targets)[0]
+                return self.workload.loss(self.forward, inputs, targets)[0]
 
         return self.driver.closure(compute)
 
@@ -150,8 +160,9 @@ class Trainer:
         """The workload's test metrics, on the optimizer's averaged model where it keeps one (DoG)."""
         model = self.workload.eval_model(self.driver)
         model.eval()
+        model = self.forward if model is self.workload.model else model
         evaluator = self.workload.evaluator()
         with torch.no_grad(), torch.autocast(**self.autocast):
             for inputs, targets in self.workload.test_loader.epoch(0):
-                evaluator.update(model, inputs, targets)
+                evaluator.update(model, self.layout(inputs), targets)
         return {f"test_{key}": value for key, value in evaluator.compute().items()}

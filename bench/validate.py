@@ -21,6 +21,7 @@ from bench import CONF_DIR
 from bench.data.augment import AUGMENTATIONS
 from bench.data.build import LOADERS
 from bench.errors import BenchError
+from bench.gpu_options import COMPILE_MODES
 from bench.identity import get_dotted
 from bench.optim_factory import EXEMPT_KINDS
 from bench.probes import PROBES
@@ -50,7 +51,8 @@ class Rule:
     def expected(self) -> str:
         """What a valid value is, in words."""
         if self.choices is not None:
-            return f"one of {', '.join(map(str, self._choices()))}" + (" or null" if self.optional else "")
+            shown = (str(c).lower() if isinstance(c, bool) else str(c) for c in self._choices())
+            return f"one of {', '.join(shown)}" + (" or null" if self.optional else "")
         words = {"int": "an integer", "number": "a number", "bool": "true or false", "str": "a string",
                  "folder": "a folder path", "path": "an existing file or folder",
                  "device": "auto, cpu or cuda[:n] (with CUDA present)", "list": "a list"}[self.kind]
@@ -74,8 +76,8 @@ class Rule:
     def accepts(self, value: Any) -> bool:
         if value is None:
             return self.optional
-        if self.choices is not None:
-            return value in self._choices()
+        if self.choices is not None:  # True is no choice of 1, nor 1 of True
+            return any(value == c and isinstance(value, bool) == isinstance(c, bool) for c in self._choices())
         kind = self.kind
         if kind == "bool":
             return isinstance(value, bool)
@@ -140,6 +142,8 @@ RULES: dict[str, Rule] = {
     "trainer.test_subset": COUNT,
     "trainer.device": Rule("device", fix="auto (or cpu)"),
     "trainer.amp": BOOL,
+    "trainer.channels_last": BOOL,
+    "trainer.compile": Rule("bool", choices=(False, True, *COMPILE_MODES)),
     "trainer.deterministic": BOOL,
     "trainer.progress": BOOL,
     "trainer.divergence_check_every": POSITIVE,

@@ -12,7 +12,9 @@ the packages skip (``optimizers.torch_compat``): range checks of the hyper-param
 construction (``ValueError``; AdamP/SGDP check none, AdaBound/AdaBelief miss negative weight decay),
 deepcopy/pickle keeping every attribute, and for AdaBound a group added by ``add_param_group``
 gets its base LR (the package keeps ``base_lrs`` from construction only, so it never updated an
-added group).
+added group). AdamP/SGDP flatten a weight for their cosine similarity with ``Tensor.view``
+(``adamp.py``/``sgdp.py`` ``_channel_view``, ``_layer_view``), which a ``channels_last`` conv weight
+cannot take; ``reshape`` gives the same values (it copies only then; nothing is written through it).
 """
 from __future__ import annotations
 
@@ -46,11 +48,21 @@ class AdaBound(_Checked, adabound.AdaBound):
             self.base_lrs.append(self.param_groups[-1]["lr"])
 
 
-class AdamP(_Checked, adamp.AdamP):
+class _ReshapeViews:
+    """The adamp package's flattening views as ``reshape`` (same values; channels_last weights too)."""
+
+    def _channel_view(self, x: Any) -> Any:
+        return x.reshape(x.size(0), -1)
+
+    def _layer_view(self, x: Any) -> Any:
+        return x.reshape(1, -1)
+
+
+class AdamP(_Checked, _ReshapeViews, adamp.AdamP):
     """``adamp.AdamP`` 0.3.0."""
 
 
-class SGDP(_Checked, adamp.SGDP):
+class SGDP(_Checked, _ReshapeViews, adamp.SGDP):
     """``adamp.SGDP`` 0.3.0."""
 
 

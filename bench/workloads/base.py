@@ -81,6 +81,7 @@ class Workload(ABC):
     provides: ClassVar[frozenset[str]] = frozenset({LOSS, CLOSURE})  # what its loop gives a step
     budget_unit: ClassVar[str] = "epoch"
     early_stop_metrics: ClassVar[tuple[str, ...]] = ()   # history keys its loop can stop early on
+    gpu_options: ClassVar[tuple[str, ...]] = ()   # the trainer.<key> settings its loop honours (bench.gpu_options)
 
     def __init__(self, cfg: dict[str, Any], device: torch.device, data: Any = None) -> None:
         self.cfg, self.device = cfg, device

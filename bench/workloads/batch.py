@@ -57,6 +57,7 @@ class BatchWorkload(Workload):
     """A workload whose loop is the shared epoch loop over mini-batches."""
 
     early_stop_metrics = ("train_loss",)   # the AdaS code's rule (bench.early_stop)
+    gpu_options: tuple[str, ...] = ("compile",)   # and channels_last where batches are images (bench.gpu_options)
     model: nn.Module
     train_loader: Any
     test_loader: Any
@@ -90,7 +91,8 @@ class BatchWorkload(Workload):
         trainer = self.cfg["trainer"]
         loop = Trainer(self, driver, seed=self.cfg["seed"], epochs=trainer["epochs"], amp=trainer["amp"],
                        progress=trainer["progress"], divergence_check_every=trainer["divergence_check_every"],
-                       steps_per_epoch=trainer.get("steps_per_epoch"))
+                       steps_per_epoch=trainer.get("steps_per_epoch"), channels_last=trainer["channels_last"],
+                       compile=trainer["compile"])
         return loop.fit(state, hooks)
 
 

@@ -136,6 +136,7 @@ class MixupLoader:
 class ImageWorkload(BatchWorkload):
     """A batch workload on an image dataset of the ``dataset`` group: finding it, and its record."""
 
+    gpu_options = ("channels_last", "compile")   # its batches are 4-D images (bench.gpu_options)
     data: PreparedDataset
     used: dict[str, Any]  # what the loaders used (bench.data.build.build_loaders)
 
@@ -154,6 +155,8 @@ class Classification(ImageWorkload):
     name = "classification"
     primary = Metric("test_acc1", "max")
     label_smoothing: float = 0.0
+    multi_label: bool = False   # dataset.multi_label (ADP): BCE with logits
+    auc: bool = False           # workload.auc: test_auc too
     soft_loss: nn.Module | None = None  # timm's SoftTargetCrossEntropy, with workload.mixup
 
     def __init__(self, cfg: dict[str, Any], device: torch.device, data: PreparedDataset | None = None) -> None:

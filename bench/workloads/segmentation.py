@@ -117,6 +117,7 @@ class Segmentation(BatchWorkload):
     name = "segmentation"
     primary = Metric("test_miou", "max")
     roles = ("backbone", "head")
+    gpu_options = ("channels_last", "compile")   # its batches are 4-D images (bench.gpu_options)
 
     @classmethod
     def locate_data(cls, cfg: dict[str, Any]) -> tuple[str, Any]:
