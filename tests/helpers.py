@@ -32,6 +32,16 @@ def make_trainer(model: nn.Module, optimizer: torch.optim.Optimizer, train_loade
                    epochs=epochs, **options)
 
 
+def tiny_linear_trainer(epochs: int) -> Any:
+    """A seeded linear model on 64 features, 3 classes, with SGD: the smallest trainer of the epoch loop."""
+    from tests.test_trainer import _loader
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    return make_trainer(model, optimizer, _loader(40, 16), _loader(20, 10, shuffle=False), epochs=epochs)
+
+
 def classification_step(driver: Driver, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """One step of the classification loss through ``driver`` (closure included when needed)."""
 

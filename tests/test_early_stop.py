@@ -7,8 +7,6 @@ import json
 import random
 
 import pytest
-import torch
-from torch import nn
 
 from bench.early_stop import EarlyStop, early_stop, stopped_early
 from bench.errors import BenchError
@@ -17,8 +15,7 @@ from bench.records import summarize
 from bench.validate import validate
 from bench.workloads import LoopHooks, TrainState, workload_class
 from tests.conftest import TINY
-from tests.helpers import make_trainer, planned
-from tests.test_trainer import _loader
+from tests.helpers import planned, tiny_linear_trainer
 
 ON = "trainer.early_stop={metric:train_loss,patience:10,threshold:1.0e-3}"
 
@@ -81,17 +78,10 @@ def test_replaying_the_history_agrees_with_the_reference_counter() -> None:
             reference_counter(losses, patience, threshold)
 
 
-def _trainer(epochs: int):
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    return make_trainer(model, optimizer, _loader(40, 16), _loader(20, 10, shuffle=False), epochs=epochs)
-
-
 def test_the_epoch_loop_stops_where_the_rule_fires_and_the_row_says_so() -> None:
     state = TrainState()
     hooks = LoopHooks(early_stop=EarlyStop(patience=2, threshold=100.0))   # nothing can improve by 100
-    assert _trainer(epochs=6).fit(state, hooks) == "finished"
+    assert tiny_linear_trainer(epochs=6).fit(state, hooks) == "finished"
     assert [row["epoch"] for row in state.history] == [1, 2, 3]
     assert [("early_stop" in row) for row in state.history] == [False, False, True]
     assert state.history[-1]["early_stop"]["epoch"] == 3 and state.history[-1]["early_stop"]["best_epoch"] == 1
@@ -104,10 +94,10 @@ def test_the_epoch_loop_stops_where_the_rule_fires_and_the_row_says_so() -> None
 def test_a_resumed_run_stops_at_the_same_epoch() -> None:
     rule = EarlyStop(patience=3, threshold=100.0)
     whole = TrainState()
-    _trainer(epochs=8).fit(whole, LoopHooks(early_stop=rule))
+    tiny_linear_trainer(epochs=8).fit(whole, LoopHooks(early_stop=rule))
     resumed = TrainState()
-    _trainer(epochs=2).fit(resumed, LoopHooks(early_stop=rule))          # interrupted after epoch 2 ...
-    trainer = _trainer(epochs=8)
+    tiny_linear_trainer(epochs=2).fit(resumed, LoopHooks(early_stop=rule))          # interrupted after epoch 2 ...
+    trainer = tiny_linear_trainer(epochs=8)
     trainer.fit(resumed, LoopHooks(early_stop=rule))                     # ... and continued
     assert [r["epoch"] for r in whole.history] == [r["epoch"] for r in resumed.history] == [1, 2, 3, 4]
     assert whole.history[-1]["early_stop"] == resumed.history[-1]["early_stop"]

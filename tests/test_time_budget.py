@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
-from torch import nn
 
 from bench.errors import BenchError
 from bench.identity import config_hash, protocol_summary
@@ -17,8 +15,7 @@ from bench.timing import Stopwatch
 from bench.validate import validate
 from bench.workloads import LoopHooks, TrainState
 from tests.conftest import TINY
-from tests.helpers import make_trainer, planned
-from tests.test_trainer import _loader
+from tests.helpers import planned, tiny_linear_trainer
 
 
 class EpochClock(Stopwatch):
@@ -37,13 +34,6 @@ class EpochClock(Stopwatch):
         self.now += self.per_epoch
 
 
-def _trainer(epochs: int):
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    return make_trainer(model, optimizer, _loader(40, 16), _loader(20, 10, shuffle=False), epochs=epochs)
-
-
 def test_the_event_fires_once_the_cumulative_training_time_reaches_the_budget() -> None:
     budget = TimeBudget(25.0)
     assert budget.stop_event({"epoch": 2, "train_time_s": 24.999}) is None
@@ -53,7 +43,7 @@ def test_the_event_fires_once_the_cumulative_training_time_reaches_the_budget() 
 
 def test_the_loop_stops_at_the_end_of_the_first_epoch_over_budget_and_the_row_says_so() -> None:
     state, clock = TrainState(), EpochClock(per_epoch=10.0)
-    assert _trainer(epochs=6).fit(state, LoopHooks(clock=clock, time_budget=TimeBudget(25.0))) == "finished"
+    assert tiny_linear_trainer(epochs=6).fit(state, LoopHooks(clock=clock, time_budget=TimeBudget(25.0))) == "finished"
     assert [row["epoch"] for row in state.history] == [1, 2, 3]
     assert [row["train_time_s"] for row in state.history] == [10.0, 20.0, 30.0]
     assert [("time_budget" in row) for row in state.history] == [False, False, True]
@@ -66,7 +56,7 @@ def test_the_loop_stops_at_the_end_of_the_first_epoch_over_budget_and_the_row_sa
 
 def test_without_a_budget_every_row_still_carries_the_training_time() -> None:
     state = TrainState()
-    _trainer(epochs=3).fit(state, LoopHooks(clock=EpochClock(per_epoch=2.0)))
+    tiny_linear_trainer(epochs=3).fit(state, LoopHooks(clock=EpochClock(per_epoch=2.0)))
     assert [row["train_time_s"] for row in state.history] == [2.0, 4.0, 6.0]
     assert budget_event(state.history) is None
 
@@ -74,12 +64,12 @@ def test_without_a_budget_every_row_still_carries_the_training_time() -> None:
 def test_a_resumed_run_keeps_its_cumulative_training_time_and_stops_at_the_same_epoch() -> None:
     budget = TimeBudget(25.0)
     whole = TrainState()
-    _trainer(epochs=8).fit(whole, LoopHooks(clock=EpochClock(10.0), time_budget=budget))
+    tiny_linear_trainer(epochs=8).fit(whole, LoopHooks(clock=EpochClock(10.0), time_budget=budget))
     resumed, first = TrainState(), EpochClock(10.0)
-    _trainer(epochs=2).fit(resumed, LoopHooks(clock=first, time_budget=budget))    # interrupted after epoch 2 ...
+    tiny_linear_trainer(epochs=2).fit(resumed, LoopHooks(clock=first, time_budget=budget))    # interrupted after epoch 2 ...
     second = EpochClock(10.0)
     second.load_state_dict(first.state_dict())                                      # ... the checkpoint's totals
-    _trainer(epochs=8).fit(resumed, LoopHooks(clock=second, time_budget=budget))    # ... and continued
+    tiny_linear_trainer(epochs=8).fit(resumed, LoopHooks(clock=second, time_budget=budget))    # ... and continued
     assert [r["train_time_s"] for r in resumed.history] == [r["train_time_s"] for r in whole.history] == [10, 20, 30]
     assert budget_event(resumed.history) == budget_event(whole.history) == {"budget_s": 25.0, "train_time_s": 30.0,
                                                                             "epochs_reached": 3}
