@@ -96,3 +96,10 @@ def test_a_sweep_runs_the_missing_cells_keeps_going_past_a_failing_one_and_then_
     capsys.readouterr()
     main([*args[:5], "--dry-run", *args[5:]])
     assert "1 runs in the store, 1 missing" in capsys.readouterr().out
+
+
+def test_list_names_every_table_and_its_tiers(capsys: pytest.CaptureFixture) -> None:
+    assert main(["--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert sorted(line.split()[0] for line in lines) == [p.stem for p in SPECS]
+    assert all("full" in line for line in lines) and any("cpu_rl" in line for line in lines)
