@@ -299,3 +299,19 @@ def test_summary_names_the_roles_another_optimizer_drove() -> None:
     record = {"optim": "ps_dasgd", "optimizers": {"actor": {"optim": "ps_dasgd"}, "entropy": {"optim": "adam"}}}
     assert optim_label(record) == "ps_dasgd (entropy: adam)"
     assert optim_label({"optim": "sgd", "optimizers": {"model": {"optim": "sgd"}}}) == "sgd"
+
+
+def test_a_best_lr_cell_reads_the_papers_protocol_even_on_a_partial_grid(tmp_path: Path) -> None:
+    """Mean needs the whole grid (the complete reduced tier); Max takes the full-protocol run of one LR."""
+    spec = _spec(tmp_path, "optimizer,row,mean,std\nSGD,Max,0.99,\nSGD,Mean,0.9,\n", metric="train_acc1",
+                 transform={"scale": 0.01}, reduce="best", grid="optim.hparams.lr", precision=3,
+                 match={"optimizer": {"SGD": {"optim": "sgd", "optim.hparams.lr": "0.1,0.5"}}},
+                 settings={"row": {"Max": {"over_grid": "max"}, "Mean": {"over_grid": "mean"}}},
+                 sweep={"tiers": {"cpu": {"overrides": {"trainer.epochs": 2}}}})
+    cpu = [_grid_run("sgd", lr, 0, [50.0, acc]) for lr, acc in ((0.1, 80.0), (0.5, 90.0))]
+    for record in cpu:
+        record["protocol"]["reduced"] = True
+    full = _grid_run("sgd", 0.5, 0, [90.0, 97.0, 99.0])
+    rows = _rows(paper_table(spec, [*cpu, full]))
+    assert rows[("SGD", "Max")]["ours"] == "0.990 (1 of 2 grid points)"
+    assert rows[("SGD", "Mean")]["ours"] == "0.850†"

@@ -46,7 +46,9 @@ def grid_points(row: Row, runs: list[Record]) -> tuple[int, int]:
 
 def cell_runs(spec: Spec, row: Row, records: list[Record], overrides: dict[str, Any] | None = None) -> tuple[str, list[Record]]:
     """The tier a cell is read at and its runs: the paper's protocol first, then each reduced tier. A grid
-    cell takes the first tier that covers its whole grid, else the first tier with runs."""
+    cell whose statistic needs the whole grid (mean, median, std) takes the first tier that covers it, else
+    the first tier with runs; a best-LR cell (max, min) takes the first tier with runs, partial or not (its
+    value is then a bound over the LRs run, and the cell says how many)."""
     found = []
     for name, tier in spec.tiers.items():
         if name != FULL and not in_tier(tier, row.labels):
@@ -55,7 +57,7 @@ def cell_runs(spec: Spec, row: Row, records: list[Record], overrides: dict[str, 
         runs = [r for r in records if reduced(r) == (name != FULL) and matches(r, criteria)]
         if runs:
             covered, points = grid_points(row, runs)
-            if covered == points:
+            if covered == points or row.reduction.over_grid in ("max", "min"):
                 return name, runs
             found.append((name, runs))
     return found[0] if found else ("", [])
