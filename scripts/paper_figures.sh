@@ -20,10 +20,10 @@ figure() {  # figure NAME ARGS...: one figure, its failure reported, not fatal
 }
 figure adas_layers_adas adas_layers --runs "$runs" --experiment cifar10_resnet34 --optim adas                # AdaS Figs. 2-4
 figure adas_layers_sgd_probe adas_layers --runs "$runs" --optim sgd --where config.probe.name=lowrank              # AdaS metrics of a baseline
-figure rmsgd_quality adas_layers --runs "$runs" --optim rmsgd --panels lr stable_rank Q                     # RMSGD's Q
+figure rmsgd_quality adas_layers --runs "$runs" --optim rmsgd --panels lr kg q Q                     # RMSGD's Q
 figure autodrop_angles autodrop_angles --runs "$runs" --experiment autodrop_cifar10                          # AutoDrop Fig. 2 style
 figure autodrop_nqm autodrop_nqm --results results/reference/autodrop_nqm                                    # AutoDrop Figs. 1 and 3
-figure adalip_grid_mnist adalip_grid --runs "$runs" --experiment adalip_mnist --pairs                         # AdaLip Fig. 2
+figure adalip_grid_mnist adalip_grid --runs "$runs" --experiment adalip_mnist --where config.trainer.epochs=3 --pairs                         # AdaLip Fig. 2
 figure ps_lr_estimates lr_estimates --runs "$runs" --experiment ps_cifar100_resnet32                         # PS Fig. 1
 figure ps_cifar100_curves curves --runs "$runs" --experiment ps_cifar100_resnet32 --metric test_acc1 train_loss
 figure ps_sac_hopper_curves curves --runs "$runs" --experiment ps_sac_hopper                                 # vs environment step

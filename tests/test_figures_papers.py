@@ -44,7 +44,7 @@ def rmsgd_record() -> dict[str, Any]:
     rec["optim"] = rec["config"]["optim"]["name"] = "rmsgd"
     for row in rec["history"]:
         for j, layer in enumerate(row["optim"]["layers"]):
-            layer.update(stable_rank=1 + j + row["epoch"], q=0.1 * row["epoch"])
+            layer.update(in_stable_rank=1 + j + row["epoch"], q=0.1 * row["epoch"])
         row["optim"]["Q"] = 0.1 * row["epoch"]
     rec["run_id"] = rec["run_id"].replace("adas", "rmsgd")
     return rec
@@ -78,7 +78,7 @@ ARGS = {
     "curves": ["--experiment", "cifar10_resnet34", "--metric", "test_acc1", "train_loss"],
     "autodrop_angles": ["--where", "config.schedule.name=autodrop"],
     "adalip_grid": ["--experiment", "adalip_mnist", "--pairs"],
-    "adas_layers": ["--optim", "rmsgd", "--panels", "lr", "stable_rank", "condition", "Q"],
+    "adas_layers": ["--optim", "rmsgd", "--panels", "lr", "in_stable_rank", "condition", "Q"],
     "lr_estimates": ["--experiment", "ps_cifar100_resnet32", "ps_sac_hopper"],
 }
 
@@ -162,8 +162,8 @@ def test_adalip_band_is_over_the_lr_grid_after_the_seed_mean() -> None:
 
 
 def test_per_layer_panels_and_q() -> None:
-    epochs, series = layer_series(rmsgd_record(), ("stable_rank", "Q"))
-    assert epochs == list(range(1, 7)) and series["stable_rank"][2] == [3 + e for e in epochs]
+    epochs, series = layer_series(rmsgd_record(), ("in_stable_rank", "Q"))
+    assert epochs == list(range(1, 7)) and series["in_stable_rank"][2] == [3 + e for e in epochs]
     assert series["Q"] == [[pytest.approx(0.1 * e) for e in epochs]]
 
 

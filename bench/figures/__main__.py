@@ -14,7 +14,7 @@ EXAMPLES = """examples:
   python -m bench.figures adas_layers results/runs/<run_id>.json --out adas_layers.png
   python -m bench.figures lr_estimates --experiment ps_cifar100_resnet32 --out lr_estimates.pdf
   python -m bench.figures autodrop_nqm --results results/reference/autodrop_nqm --out autodrop_nqm.svg
-  python -m bench.figures adas_layers --runs results/runs --optim rmsgd --panels lr stable_rank Q --out rmsgd.png
+  python -m bench.figures adas_layers --runs results/runs --optim rmsgd --panels lr kg q Q --out rmsgd.png
   python -m bench.figures autodrop_angles --runs results/runs --where config.schedule.name=autodrop --out angles.png
   python -m bench.figures adalip_grid --runs results/runs --experiment adalip_mnist --out adalip_mnist.pdf
   python -m bench.figures curves --runs results/runs --experiment cifar10_resnet34 --metric test_acc1 --out curves.png"""

@@ -11,7 +11,7 @@ Panels (``--panels``, default ``lr kg condition``): ``lr`` the learning rate eac
 in each epoch (AdaS/RMSGD: epoch 1 the initial LR, epoch e > 1 the LR set by ``end_epoch(e - 1)``; a
 probed run: its first parameter group's LR, the same for every layer); ``kg`` the knowledge gain
 G = (G_3 + G_4) / 2 after each epoch; ``condition`` the mapping condition C = (C_3 + C_4) / 2; any
-other per-layer key of the log (``stable_rank``, ``q``, ``kappa``, ``rank``, ``in_kg``, ...; RMSGD
+other per-layer key of the log (``q``, ``kappa``, ``in_stable_rank``, ``out_rank``, ``in_kg``, ...; RMSGD
 Fig. 3 plots stable rank and condition); and ``Q``, RMSGD's quality (Eq. 5), one line per run. One
 line per conv layer, coloured from the first (dark) to the last (light) layer; one row per run.
 """
@@ -30,7 +30,7 @@ from bench.figures._runs import add_runs, pyplot, save, select
 EXAMPLES = """examples:
   python -m bench.figures adas_layers results/runs/<run_id>.json --out adas_layers.png
   python -m bench.figures adas_layers --runs results/runs --optim adas --experiment cifar10_resnet34 --out adas.pdf
-  python -m bench.figures adas_layers --runs results/runs --optim rmsgd --panels lr stable_rank condition Q --out rmsgd.png"""
+  python -m bench.figures adas_layers --runs results/runs --optim rmsgd --panels lr kg q Q --out rmsgd.png"""
 PANELS = {"lr": ("learning rate $\\eta(t,\\ell)$", "log"), "kg": ("knowledge gain $\\bar{G}(t,\\ell)$", "linear"),
           "condition": ("mapping condition $\\bar{C}(t,\\ell)$", "log"), "stable_rank": ("stable rank", "linear"),
           "q": ("layer quality $q(t,\\ell)$ (RMSGD Eq. 4)", "linear"), "Q": ("quality $Q(t)$ (RMSGD Eq. 5)", "linear")}
