@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from bench.errors import BenchError
+from bench.identity import get_dotted
 from bench.schedules import Constant, build_schedule, warmup_cosine_factor
 from optimizers import SPS, SAM
 from optimizers.protocol import Diverged, Driver, UnmetRequirement
@@ -22,8 +23,13 @@ from tests.helpers import planned
 REFERENCE_NQM = ROOT / "results" / "reference" / "autodrop_nqm" / "runs"
 # SAC presets refuse closure and f* methods (sam, ps_sps): tests/test_sac.py smokes them with the paper's RL optimizers;
 # tests/test_segmentation.py smokes the ADE20K presets with every optimizer of PS Table 3
+# Presets that differ from a sibling's only in values (classes, batch, epochs, network depth, weight decay): the sibling's smoke run covers their code path (keeps the suite near 25 min);
+# test_siblings_compose_like_the_preset_that_smoke_tests_them checks the claim.
+SIBLINGS = {"rmsgd_cifar100": "rmsgd_cifar10", "rmsgd_cifar100_cutout": "rmsgd_cifar10_cutout",
+            "autodrop_cifar100": "autodrop_cifar10",
+            "rmsgd_imagenet_b256": "rmsgd_imagenet", "ps_vit_tiny_imagenet_wd": "ps_vit_tiny_imagenet"}
 PRESETS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml")
-                 if not p.stem.startswith("ps_sac_") and not p.stem.endswith("_ade20k"))
+                 if not p.stem.startswith("ps_sac_") and not p.stem.endswith("_ade20k") and p.stem not in SIBLINGS)
 # one optimizer per protocol feature: plain, end_epoch per-layer LRs, closure, loss, averaged model
 SMOKE_OPTIMS = "sgd,adas,sam,ps_sps,dog"
 NO_CONV_LAYERS = {"autodrop_nqm"}  # AdaS has nothing to adapt there: refused up front (tests/test_cli_errors.py)
@@ -132,7 +138,7 @@ def test_schema_1_records_still_skip_and_tabulate(bench, tmp_path: Path) -> None
         rows = [line.split(",") for line in handle.read().splitlines()]
     header, body = rows[0], rows[1:]
     cells = {row[header.index("final")]: row[header.index("n")] for row in body}
-    assert len(body) == 4 and cells["0.66 ± 0.00"] == "2"  # the rerun of the schema-1 cell joined it
+    assert len(body) == 4 and cells["0.66 ± 0.00§"] == "2"  # the rerun of the schema-1 cell joined it
     new = [r for r in _records(bench.results) if r["schema"] == 2]
     (rerun,) = new
     (twin,) = [json.loads((runs / old[0.001]).read_text())]
@@ -156,6 +162,14 @@ def test_every_preset_runs_with_debug_smoke(bench, preset: str) -> None:
             assert record["data"]["source"] == {"kind": "generated"} and "measures nothing" in record["data"]["description"]
 
 
+@pytest.mark.parametrize(("preset", "sibling"), sorted(SIBLINGS.items()))
+def test_siblings_compose_like_the_preset_that_smoke_tests_them(preset: str, sibling: str) -> None:
+    ours, theirs = planned(f"+experiment={preset}"), planned(f"+experiment={sibling}")
+    for key in ("workload.name", "dataset.loader", "dataset.augment.name", "trainer.amp"):
+        assert get_dotted(ours, key) == get_dotted(theirs, key), key
+    assert {k for k in ours if k != "experiment"} == {k for k in theirs if k != "experiment"}
+
+
 # ------------------------------------------------------------------ what counts as the paper's setting
 @pytest.mark.parametrize(("overrides", "deviates"), [
     ([], None),
@@ -169,7 +183,7 @@ def test_every_preset_runs_with_debug_smoke(bench, preset: str) -> None:
     (["+optim@roles.model.optim=adam", "roles.model.optim.hparams.eps=0.1"], "roles.model.optim.hparams.eps"),
 ])
 def test_optimizer_values_augmentation_and_precision_count_as_protocol(overrides: list[str], deviates: str | None) -> None:
-    from bench.identity import protocol_summary
+    from bench.identity import get_dotted, protocol_summary
 
     summary = protocol_summary(planned("+experiment=cifar10_resnet34", *overrides))
     assert summary["reduced"] is (deviates is not None)
