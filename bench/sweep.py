@@ -21,9 +21,9 @@ from typing import Any
 
 from bench.errors import BenchError, report
 from bench.records import ResultsStore
-from bench.tables.__main__ import RESULTS_ENV, store_or_checkout
+from bench.tables.__main__ import RESULTS_ENV, load_specs
 from bench.tables.paper import COUNTED, FULL, in_tier, reduced, tier_overrides
-from bench.tables.spec import Spec, expand, load_spec, matches
+from bench.tables.spec import Spec, expand, matches
 
 EXAMPLES = """examples:
   python -m bench.sweep adalip_table2 --tier cpu --dry-run dataset.source=../shared/data/mnist.tar.xz
@@ -116,21 +116,15 @@ def describe(spec: Spec, tier: str, table_cells: list[Cell], commands: list[list
 
 
 def load_table(name: str, results: Path, specs: Path | None) -> Spec:
-    folder = specs or store_or_checkout(results, "specs")
-    path = folder / f"{name}.yaml"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
-        raise BenchError(f"no table {name!r} in {folder}; the tables: {known}")
-    return load_spec(path, store_or_checkout(results, "published"))
+    tables = {spec.name: spec for spec in load_specs(results, specs)}
+    if name not in tables:
+        raise BenchError(f"no table {name!r}; the tables: {', '.join(sorted(tables))} (python -m bench.sweep --list)")
+    return tables[name]
 
 
 def list_tables(results: Path, specs: Path | None) -> str:
-    folder = specs or store_or_checkout(results, "specs")
-    lines = []
-    for path in sorted(folder.glob("*.yaml")):
-        spec = load_spec(path, store_or_checkout(results, "published"))
-        lines.append(f"{spec.name:22s} tiers: {', '.join(spec.tiers):10s} {spec.title}")
-    return "\n".join(lines)
+    return "\n".join(f"{spec.name:22s} tiers: {', '.join(spec.tiers):10s} {spec.title}"
+                     for spec in load_specs(results, specs))
 
 
 def main(argv: list[str] | None = None) -> int:

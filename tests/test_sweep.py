@@ -103,3 +103,14 @@ def test_list_names_every_table_and_its_tiers(capsys: pytest.CaptureFixture) -> 
     lines = capsys.readouterr().out.splitlines()
     assert sorted(line.split()[0] for line in lines) == [p.stem for p in SPECS]
     assert all("full" in line for line in lines) and any("cpu_rl" in line for line in lines)
+
+
+def test_a_missing_specs_folder_or_a_broken_spec_is_one_clear_error(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    assert main(["t", "--specs", str(tmp_path / "nowhere"), "--results", str(tmp_path)]) != 0
+    assert "no table specs at" in capsys.readouterr().err
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "t.yaml").write_text("title: [oops\n")
+    assert main(["--list", "--specs", str(tmp_path / "broken"), "--results", str(tmp_path)]) != 0
+    err = capsys.readouterr().err
+    assert "is not valid YAML" in err and "Traceback" not in err

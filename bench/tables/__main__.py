@@ -46,6 +46,8 @@ def build(results: Path, specs: Path | None = None) -> tuple[list[dict[str, Any]
 def load_specs(results: Path, specs: Path | None = None) -> list[Spec]:
     """Every paper table spec of the store (or the checkout's), with its published CSV."""
     folder = specs or store_or_checkout(results, "specs")
+    if not folder.is_dir():
+        raise BenchError(f"no table specs at {folder}; pass --specs <folder of results/specs/*.yaml>")
     published = store_or_checkout(results, "published")
     return [load_spec(path, published) for path in sorted(folder.glob("*.yaml"))]
 

@@ -105,7 +105,10 @@ def _reduction(settings: dict[str, Any], where: str) -> Reduction:
 
 def load_spec(path: Path, published_dir: Path) -> Spec:
     """Read and check a spec and its published CSV; one clear error naming the file otherwise."""
-    spec = yaml.safe_load(path.read_text()) or {}
+    try:
+        spec = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise BenchError(f"{path} is not valid YAML ({str(error).splitlines()[0]}); see results/specs/README.md") from None
     unknown = set(spec) - SPEC_KEYS
     if unknown:
         raise BenchError(f"{path}: unknown keys {sorted(unknown)}; see results/specs/README.md")
