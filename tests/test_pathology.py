@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 from torch import nn
@@ -16,6 +17,7 @@ from bench.data.pathology import ADP_L3ONLY, read_adp, read_mhist
 from bench.data.prepare import prepare_from, resolve
 from bench.data.stand_in import write_adp, write_mhist
 from bench.errors import BenchError
+from tests.conftest import ROOT
 from bench.workloads.classification import AUCEvaluator, auroc, multilabel_correct
 
 MHIST_LABELS = {"train": ["HP", "SSA", "SSA", "HP", "SSA"], "test": ["SSA", "HP", "HP"]}
@@ -138,4 +140,5 @@ def test_preset_smoke_on_generated_copy_logs_test_auc(bench, tmp_path, preset):
     assert record["status"] == "finished" and record["protocol"]["reduced"] is True
     assert record["data"]["source"]["kind"] == "generated" and "-stand-in-" in record["data"]["provenance"]
     assert all(0 <= row["test_auc"] <= 100 for row in record["history"]) and len(record["history"]) == 2
-    assert record["config"]["trainer"]["batch_size"] == 8  # debug=smoke's, over the preset's 32
+    smoke_batch = yaml.safe_load((ROOT / "conf" / "debug" / "smoke.yaml").read_text())["set"]["trainer.batch_size"]
+    assert record["config"]["trainer"]["batch_size"] == smoke_batch != 32  # debug=smoke's, over the preset's 32
