@@ -1,5 +1,10 @@
-"""The epoch loop's two optional GPU-path settings (issue 17): ``trainer.channels_last`` and
-``trainer.compile``. Both run on CPU too; both are off by default.
+"""The epoch loop's GPU-path settings (issue 17): ``trainer.amp`` (bf16 autocast), and the two optional
+ones, ``trainer.channels_last`` and ``trainer.compile``, which run on CPU too and are off by default.
+
+- ``trainer.amp`` (on by default; presets whose paper trained in fp32 turn it off): forward passes
+  under ``torch.autocast(dtype=torch.bfloat16)`` on CUDA only (``autocast_args``). On CPU it is
+  always off: CPU bf16 autocast is slow and no paper ran it. The record's ``precision`` says which
+  arithmetic a run really used (``precision``), whatever ``trainer.amp`` said.
 
 - ``trainer.channels_last``: the model's 4-D parameters and buffers, and every 4-D input batch, in
   ``torch.channels_last`` (NHWC) memory format, the layout cuDNN's tensor-core convolutions want
@@ -32,6 +37,18 @@ COMPILE_MODES = ("reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"
 # Each setting, and what it applies to (the error when a workload has none).
 KEYS = {"channels_last": "4-D image batches in the shared epoch loop (bench.trainer)",
         "compile": "a model trained by the shared epoch loop (bench.trainer)"}
+
+
+def autocast_args(amp: bool, device: torch.device) -> dict[str, Any]:
+    """``torch.autocast``'s arguments for the epoch loop: bf16 when ``amp`` and the device is CUDA, else off."""
+    return {"device_type": device.type, "dtype": torch.bfloat16, "enabled": bool(amp) and device.type == "cuda"}
+
+
+def precision(trainer: dict[str, Any], device: torch.device, workload: Any) -> str:
+    """The record's ``precision``: "bf16-autocast" or "fp32". Only the shared epoch loop, the loop of
+    the workloads that take ``trainer.compile``, autocasts (SAC trains in Stable-Baselines3's, in fp32)."""
+    shared_loop = "compile" in workload.gpu_options
+    return "bf16-autocast" if shared_loop and autocast_args(trainer.get("amp", False), device)["enabled"] else "fp32"
 
 
 def check(cfg: dict[str, Any], workload: Any) -> None:

@@ -13,6 +13,8 @@ Record schema (``schema: 2``)::
     data          provenance of the data (tag, source, sha256, lossy, sizes, subsets; synthetic for
                   generated data and stand-ins)
     git           {commit, dirty};  packages {name: version};  hardware {...}
+    precision     the arithmetic the forward passes used: "bf16-autocast" (trainer.amp on CUDA, the
+                  shared epoch loop) or "fp32" (bench.gpu_options.precision); absent before issue 17
     primary       {metric, mode}: the workload's primary metric and its direction (max | min)
     history       one row per evaluation, keyed by ``epoch`` and ``step``: lr (per param group; for
                   several roles ``lr/<role>``), train_* and test_* metrics, epoch_time_s,

@@ -112,6 +112,7 @@ def _run(cfg: dict[str, Any], workload_cls: type[Workload], data: Any, store: Re
         with stopwatch.phase("build"):
             workload = workload_cls(cfg, device, data)
             base["data"] = workload.data_record()
+            base["precision"] = gpu_options.precision(cfg["trainer"], device, workload)
             gpu_options.prepare(workload, cfg["trainer"])   # before the optimizers hold its tensors
             driver = build_driver(workload, cfg)
             saved = checkpoint.load(ckpt_path)

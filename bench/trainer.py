@@ -25,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from bench.data.loader import epoch_seed
-from bench.gpu_options import compiled, to_channels_last
+from bench.gpu_options import autocast_args, compiled, to_channels_last
 from bench.timing import Stopwatch
 from bench.workloads.base import LoopHooks, TrainState
 from optimizers.protocol import Diverged, Driver
@@ -83,7 +83,7 @@ class Trainer:
                  channels_last: bool = False, compile: bool | str = False) -> None:
         self.workload, self.driver, self.seed, self.epochs = workload, driver, seed, epochs
         device = workload.device
-        self.autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
+        self.autocast = autocast_args(amp, device)
         self.layout = to_channels_last if channels_last else (lambda batch: batch)
         self.forward = compiled(workload.model, compile)   # shares workload.model's parameters
         self.progress, self.check_every = progress, max(1, divergence_check_every)

@@ -1,5 +1,6 @@
-"""trainer.channels_last and trainer.compile (bench.gpu_options) on CPU: same numbers, recorded, validated,
-and a compiled run's checkpoint holds the plain module's names and resumes."""
+"""trainer.amp, trainer.channels_last and trainer.compile (bench.gpu_options) on CPU: bf16 autocast only
+where it applies and the record's precision says so; same numbers, recorded, validated, and a compiled
+run's checkpoint holds the plain module's names and resumes."""
 from __future__ import annotations
 
 import json
@@ -65,6 +66,34 @@ def _train(optim: str, channels_last: bool) -> tuple[list[dict[str, Any]], list[
     trainer.fit(state, LoopHooks())
     assert model[1].weight.is_contiguous(memory_format=CHANNELS_LAST) == channels_last
     return state.history, [p.detach().clone() for p in model.parameters()], seen
+
+
+def test_bf16_autocast_only_on_cuda_when_amp_is_on_and_the_precision_says_which() -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")   # a device object, no GPU needed
+    assert gpu_options.autocast_args(True, cuda) == {"device_type": "cuda", "dtype": torch.bfloat16, "enabled": True}
+    assert not gpu_options.autocast_args(False, cuda)["enabled"] and not gpu_options.autocast_args(True, cpu)["enabled"]
+    classification, sac = workload_class("classification"), workload_class("sac")
+    assert gpu_options.precision({"amp": True}, cuda, classification) == "bf16-autocast"
+    assert gpu_options.precision({"amp": False}, cuda, classification) == "fp32"   # a preset's fp32 protocol
+    assert gpu_options.precision({"amp": True}, cpu, classification) == "fp32"
+    assert gpu_options.precision({"amp": True}, cuda, sac) == "fp32"   # Stable-Baselines3's loop never autocasts
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_loop_runs_forward_passes_under_the_autocast_it_resolves(monkeypatch, enabled: bool) -> None:
+    """With the switch resolved on (forced here, on CPU, where bf16 autocast also exists), every training
+    and evaluation forward pass of the loop computes its Linear in bf16; resolved off, in fp32."""
+    monkeypatch.setattr("bench.trainer.autocast_args", lambda amp, device: {
+        "device_type": device.type, "dtype": torch.bfloat16, "enabled": enabled})
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(192, 3))
+    dtypes: list[torch.dtype] = []
+    model[1].register_forward_hook(lambda module, args, out: dtypes.append(out.dtype))
+    workload = LoaderClassification(model, _loader(), _loader())
+    Trainer(workload, driver_for(torch.optim.SGD(model.parameters(), lr=0.1)), seed=0, epochs=1,
+            progress=False).fit(TrainState(), LoopHooks())
+    assert len(dtypes) == 6 and set(dtypes) == {torch.bfloat16 if enabled else torch.float32}   # 3 train, 3 eval
+    assert model[1].weight.dtype == torch.float32   # autocast casts the computation, never the parameters
 
 
 @pytest.mark.parametrize("optim", sorted(OPTIMIZERS))
@@ -138,6 +167,7 @@ def test_a_channels_last_run_records_the_setting_as_a_deviation(bench) -> None:
     assert record["status"] == "finished"
     assert (record["config"]["trainer"]["channels_last"], record["config"]["trainer"]["compile"]) == (True, False)
     assert record["protocol"]["deviations"]["trainer.channels_last"] == [False, True]
+    assert record["config"]["trainer"]["amp"] is True and record["precision"] == "fp32"   # amp is CUDA-only
 
 
 @pytest.mark.slow
