@@ -4,6 +4,7 @@ run's checkpoint holds the plain module's names and resumes."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from bench import gpu_options
 from bench.data.loader import TensorLoader
 from bench.errors import BenchError
 from bench.identity import config_hash, protocol_deviations
-from bench.trainer import FAULT_RAISE_ENV, Trainer
+from bench.trainer import FAULT_RAISE_ENV, Trainer, set_deterministic
 from bench.validate import validate
 from bench.workloads import LoopHooks, TrainState, workload_class
 from optimizers.adas import AdaS
@@ -94,6 +95,28 @@ def test_the_loop_runs_forward_passes_under_the_autocast_it_resolves(monkeypatch
             progress=False).fit(TrainState(), LoopHooks())
     assert len(dtypes) == 6 and set(dtypes) == {torch.bfloat16 if enabled else torch.float32}   # 3 train, 3 eval
     assert model[1].weight.dtype == torch.float32   # autocast casts the computation, never the parameters
+
+
+def test_deterministic_mode_sets_what_cuda_needs(monkeypatch) -> None:
+    """trainer.deterministic on CUDA needs cuBLAS's fixed workspace (set before any CUDA work, kept if the
+    user set one), deterministic algorithms and cuDNN without autotuning; off, cuDNN may autotune."""
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+              torch.backends.cudnn.benchmark)
+    try:
+        set_deterministic(True)
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+        monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")
+        set_deterministic(True)
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"
+        set_deterministic(False)
+        assert not torch.are_deterministic_algorithms_enabled()
+        assert not torch.backends.cudnn.deterministic and torch.backends.cudnn.benchmark
+    finally:   # this process's other tests see PyTorch's settings as they were
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[1:]
 
 
 @pytest.mark.parametrize("optim", sorted(OPTIMIZERS))
