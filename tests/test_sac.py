@@ -166,6 +166,9 @@ def test_debug_smoke_runs_every_rl_optimizer_of_the_paper(bench) -> None:
         assert record["success"]["value"] is False and record["success"]["rule"].startswith("final_return_at_least")
         assert record["env_steps_per_s"] > 0 and record["primary"] == {"metric": "test_return", "mode": "max"}
         assert set(record["optimizers"]) == {"actor", "critic", "entropy"}
+        timing = record["time"]   # issue 17's accounting, counted in environment steps
+        assert timing["train_env_steps"] == 4 and timing["env_steps_per_s"] > 0 and timing["train_s"] > 0
+        assert timing["eval_s"] > 0 and timing["first_step_s"] > 0 and record["precision"] == "fp32"
     humanoid = next(r for r in records if r["experiment"] == "ps_sac_humanoid")
     assert humanoid["data"]["observation_dim"] == 348 and humanoid["data"]["paper_env"] == "Humanoid-v2"
 

@@ -158,6 +158,9 @@ def test_every_preset_runs_with_debug_smoke(bench, preset: str) -> None:
         assert record["status"] in ("finished", "diverged"), record.get("error")
         assert record["protocol"]["reduced"] is True and record["config"]["debug"]["name"] == "smoke"
         assert record["history"][-1]["step"] <= 4
+        assert record["time"]["train_s"] > 0 and record["time"]["first_step_s"] > 0   # issue 17's accounting
+        on_cuda_with_amp = record["hardware"]["device"].startswith("cuda") and record["config"]["trainer"]["amp"]
+        assert record["precision"] in (("bf16-autocast", "fp32") if on_cuda_with_amp else ("fp32",))
         if record["data"]["provenance"].endswith("-stand-in"):  # no copy at hand: random images, said so
             assert record["data"]["source"] == {"kind": "generated"} and "measures nothing" in record["data"]["description"]
 
