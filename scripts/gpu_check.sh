@@ -55,7 +55,7 @@ import json, pathlib, sys
 for path in sorted(pathlib.Path(sys.argv[1], "runs").glob("*.json")):
     r = json.loads(path.read_text())
     t, trainer = r.get("time") or {}, r["config"].get("trainer") or {}
-    print(f"{r['run_id']:60s} {r['status']:9s} channels_last={trainer.get('channels_last')} "
+    print(f"{r['run_id']:60s} {r['status']:9s} {r.get('precision')} channels_last={trainer.get('channels_last')} "
           f"compile={trainer.get('compile')}  train {t.get('train_s')} s  eval {t.get('eval_s')} s  "
           f"{t.get('examples_per_s') or t.get('env_steps_per_s')} /s  {r['hardware'].get('gpu', r['hardware'].get('device'))}")
 PY
