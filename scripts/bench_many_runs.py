@@ -26,20 +26,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def run(command: list[str], what: str) -> None:
+    """Run ``command``; if it fails, exit with one message naming ``what`` and the command's own words."""
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{what} failed (exit {done.returncode}):\n{(done.stdout + done.stderr).strip()[-2000:]}")
+
+
 def sweep(args: argparse.Namespace, store: Path, data_root: Path, parallel: bool) -> tuple[float, float, int]:
     """Seconds for the whole sweep, the runs' mean training seconds and their thread count."""
-    command = [sys.executable, "-m", "bench", "--multirun", f"+experiment={args.experiment}", "trainer.progress=false",
-               f"trainer.epochs={args.epochs}", f"seed=range({args.runs})", f"results_dir={store / 'results'}",
-               f"work_dir={store / 'runs'}", f"data_root={data_root}"]
-    if args.source is not None:
-        command.append(f"dataset.source={args.source}")
-    if parallel:
-        command[4:4] = ["hydra/launcher=parallel", f"hydra.launcher.n_jobs={args.jobs}"]
+    launcher = ["hydra/launcher=parallel", f"hydra.launcher.n_jobs={args.jobs}"] if parallel else []
+    source = [] if args.source is None else [f"dataset.source={args.source}"]
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    run([sys.executable, "-m", "bench", "--multirun", *launcher, f"+experiment={args.experiment}",
+         "trainer.progress=false", f"trainer.epochs={args.epochs}", f"seed=range({args.runs})",
+         f"results_dir={store / 'results'}", f"work_dir={store / 'runs'}", f"data_root={data_root}", *source],
+        "the parallel sweep" if parallel else "the sequential sweep")
     seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        sys.exit(f"the sweep failed (exit {done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
     records = [json.loads(path.read_text()) for path in (store / "results" / "runs").glob("*.json")]
     threads = {record["hardware"]["torch_threads"] for record in records}
     return seconds, statistics.mean(record["time"]["train_s"] for record in records), max(threads)
@@ -60,8 +63,8 @@ def main() -> None:
         data_root = Path(tmp) / "data"
         if args.source is not None:
             args.source = args.source.resolve()
-            subprocess.run([sys.executable, "-m", "bench.data", "prepare", args.dataset, "--from", str(args.source),
-                            "--root", str(data_root)], cwd=ROOT, check=True, capture_output=True)
+            run([sys.executable, "-m", "bench.data", "prepare", args.dataset, "--from", str(args.source),
+                 "--root", str(data_root)], f"preparing {args.dataset} from {args.source}")
         one = sweep(args, Path(tmp) / "sequential", data_root, parallel=False)
         many = sweep(args, Path(tmp) / "parallel", data_root, parallel=True)
     (one, one_train, one_threads), (many, many_train, many_threads) = one, many
