@@ -28,6 +28,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's bench, not an installed one
 
 from bench import CONF_DIR  # noqa: E402
+from bench.errors import BenchError  # noqa: E402
 from bench.data.build import build_loaders  # noqa: E402
 from bench.plan import plan  # noqa: E402
 from bench.run import execute  # noqa: E402
@@ -105,4 +106,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except BenchError as exc:   # bad input (a missing --from, a bad option): one line, no traceback
+        sys.exit(f"error: {exc}")
